@@ -1,0 +1,211 @@
+# The two commands a newcomer needs: `make run` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ROOT   := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV   := $(ROOT)/.venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+PYTEST := $(VENV)/bin/pytest
+VAR    := $(ROOT)/var
+STAMP  := $(VENV)/.installed
+NPM_STAMP := $(ROOT)/frontend/node_modules/.installed
+
+# Embedded defaults for `make run`: SQLite per service under var/, a local RabbitMQ node.
+export APP_ENV            ?= development
+export LOG_LEVEL          ?= INFO
+export RABBITMQ_URL       ?= amqp://guest:guest@127.0.0.1:5672/%2F
+export ADMIN_DATABASE_URL ?= sqlite:///$(VAR)/admin.sqlite3
+export MAIN_DATABASE_URL  ?= sqlite:///$(VAR)/main.sqlite3
+export ADMIN_USERNAME     ?= admin
+export ADMIN_PASSWORD     ?= admin
+export ADMIN_EMAIL        ?= admin@example.com
+export DJANGO_ADMIN_URL   ?= django-admin/
+export PYTHONUNBUFFERED   := 1
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+# ---------------------------------------------------------------------------------------------
+# Installation
+# ---------------------------------------------------------------------------------------------
+.PHONY: system-deps system-deps-run deps frontend-deps frontend-build
+system-deps: ## install the system packages tests need (apt-get, as root on Debian)
+	@$(ROOT)/.ci/system-deps test
+system-deps-run:
+	@$(ROOT)/.ci/system-deps run
+
+$(STAMP): admin/requirements.txt main/requirements.txt requirements-dev.txt
+	@echo "==> creating $(VENV) and installing pinned Python packages"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PIP) install -q --upgrade pip
+	@$(PIP) install -q -r admin/requirements.txt -r main/requirements.txt -r requirements-dev.txt
+	@touch $@
+
+deps: $(STAMP) ## create .venv and install the pinned Python packages
+
+$(NPM_STAMP): frontend/package.json frontend/package-lock.json
+	@echo "==> installing frontend packages (npm ci)"
+	@cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+frontend-deps: $(NPM_STAMP)
+
+frontend-build: $(NPM_STAMP) ## build the SPA into frontend/dist
+	@echo "==> building the SPA"
+	@cd frontend && npm run --silent build
+
+# ---------------------------------------------------------------------------------------------
+# Run
+# ---------------------------------------------------------------------------------------------
+.PHONY: run prepare reset
+prepare: system-deps-run deps frontend-build
+	@mkdir -p $(VAR)
+	@echo "==> migrating the databases, creating the superuser, loading demo products"
+	@cd admin && LOG_LEVEL=WARNING DATABASE_URL="$(ADMIN_DATABASE_URL)" $(PY) manage.py migrate --noinput -v 0
+	@cd main && LOG_LEVEL=WARNING DATABASE_URL="$(MAIN_DATABASE_URL)" $(VENV)/bin/flask --app app db upgrade
+	@cd admin && LOG_LEVEL=WARNING DATABASE_URL="$(ADMIN_DATABASE_URL)" $(PY) manage.py ensure_superuser
+	@cd admin && LOG_LEVEL=WARNING DATABASE_URL="$(ADMIN_DATABASE_URL)" $(PY) manage.py seed_demo
+
+run: prepare ## start the whole app on embedded defaults (Ctrl-C stops it)
+	@echo
+	@echo "  Shoppers' gallery    http://localhost:8080/"
+	@echo "  Admin product pages  http://localhost:8080/admin/products   (login $(ADMIN_USERNAME) / $(ADMIN_PASSWORD))"
+	@echo "  Django admin         http://localhost:8080/$(DJANGO_ADMIN_URL)"
+	@echo "  Admin API            http://localhost:8000/api/products   (docs /api/docs, metrics /metrics)"
+	@echo "  Main API             http://localhost:5000/flask/api/products   (docs /flask/api/docs, metrics /metrics)"
+	@echo "  RabbitMQ             amqp://localhost:5672   management UI http://localhost:15672 (guest / guest)"
+	@echo "  Data                 $(VAR)   (make reset wipes it)"
+	@echo
+	@touch $(VAR)/run.env   # honcho would otherwise read ./.env, which belongs to docker compose
+	@exec $(VENV)/bin/honcho start -f Procfile -d $(ROOT) -e $(VAR)/run.env
+
+reset: ## delete the data of `make run` (SQLite files, the dev RabbitMQ node)
+	rm -rf $(VAR)
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------------------------
+# Each suite runs even when an earlier one failed; the summary lines of every runner are
+# repeated at the end, and the exit status is non-zero if any suite failed.
+TEST_LOGS := $(VAR)/test-logs
+SUITES    := check admin main frontend cross
+
+.PHONY: test test-check test-admin test-main test-frontend test-cross test-e2e
+test: system-deps deps frontend-deps ## run every suite: static checks, unit (coverage-gated), contract, integration, faults, e2e, frontend
+	@mkdir -p $(TEST_LOGS); rm -f $(TEST_LOGS)/*.rc
+	@for s in $(SUITES); do \
+	  echo; echo "==================== suite: $$s ===================="; \
+	  $(MAKE) --no-print-directory test-$$s 2>&1 | tee $(TEST_LOGS)/$$s.log; \
+	  echo $${PIPESTATUS[0]} > $(TEST_LOGS)/$$s.rc; \
+	done; \
+	echo; echo "==================== summary ===================="; fail=0; \
+	for s in $(SUITES); do \
+	  rc=$$(cat $(TEST_LOGS)/$$s.rc); \
+	  line=$$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s|Tests +[0-9]+ (passed|failed)|^static checks: ' $(TEST_LOGS)/$$s.log | tail -1 | sed 's/\x1b\[[0-9;]*m//g'); \
+	  printf '%-9s rc=%s  %s\n' "$$s" "$$rc" "$$line"; \
+	  [ "$$rc" = 0 ] || fail=1; \
+	done; \
+	if [ $$fail = 0 ]; then echo "all suites passed"; else echo "SOME SUITES FAILED: read $(TEST_LOGS)/<suite>.log"; fi; \
+	exit $$fail
+
+# The unit suites measure coverage as they run and fail under $(COV_MIN) % (JUnit and Cobertura
+# reports under var/ for Jenkins).
+COV_MIN := 80
+COV_DIR := $(VAR)/coverage
+REPORTS := $(VAR)/test-reports
+
+test-check: check
+
+test-admin: deps ## admin service: unit + API tests (SQLite), coverage >= 80 %
+	@mkdir -p $(REPORTS) $(COV_DIR)
+	cd admin && $(PYTEST) -q --cov=. --cov-config=.coveragerc --cov-fail-under=$(COV_MIN) \
+	  --cov-report=term:skip-covered --cov-report=xml:$(COV_DIR)/admin.xml --junitxml=$(REPORTS)/admin.xml
+
+test-main: deps ## main service: unit + API tests (SQLite), coverage >= 80 %
+	@mkdir -p $(REPORTS) $(COV_DIR)
+	cd main && $(PYTEST) -q --cov=app --cov-config=.coveragerc --cov-fail-under=$(COV_MIN) \
+	  --cov-report=term:skip-covered --cov-report=xml:$(COV_DIR)/main.xml --junitxml=$(REPORTS)/main.xml
+
+test-frontend: frontend-deps ## frontend: Vitest, coverage >= 80 % of lines and statements
+	cd frontend && npx --no-install vitest run --coverage --coverage.reportsDirectory=$(COV_DIR)/frontend
+
+test-cross: deps frontend-build ## cross-service: contract, integration, faults, e2e, deploy, observability (real servers)
+	cd tests && $(PYTEST) -q
+
+test-e2e: deps frontend-build ## browser end-to-end tests only
+	cd tests && $(PYTEST) -q e2e
+
+# ---------------------------------------------------------------------------------------------
+# Benchmarks, lint, checks (also called by the Jenkinsfile)
+# ---------------------------------------------------------------------------------------------
+.PHONY: bench lint screenshots
+bench: system-deps deps ## benchmarks: like throughput, propagation latency, drain rate (prints figures)
+	@set -e; for b in tests/load/bench_*.py; do echo "==> $$b"; $(PY) $$b; done
+
+lint: check ## alias of `make check` (the Jenkinsfile calls it)
+
+test-unit: test-admin test-main test-frontend ## the per-service unit suites (no servers)
+
+test-integration: deps frontend-build ## cross-service suites on real servers, browser e2e excluded
+	cd tests && $(PYTEST) -q --ignore=e2e
+
+migrations-check: deps ## fail when a model change has no committed migration
+	cd admin && DATABASE_URL=sqlite:///$(VAR)/check-admin.sqlite3 $(PY) manage.py makemigrations --check --dry-run
+	@mkdir -p $(VAR); rm -f $(VAR)/check-main.sqlite3
+	cd main && DATABASE_URL=sqlite:///$(VAR)/check-main.sqlite3 $(VENV)/bin/flask --app app db upgrade \
+	  && DATABASE_URL=sqlite:///$(VAR)/check-main.sqlite3 $(VENV)/bin/flask --app app db check
+
+coverage: test-unit ## the unit suites with their coverage gates and reports (var/coverage, var/test-reports)
+
+# Dummy production settings: `check --deploy` only needs them to be present and well-formed.
+CHECK_DEPLOY_ENV := APP_ENV=production \
+	SECRET_KEY=check-deploy-dummy-value-not-used-anywhere-0123456789abcdefghijklmnop \
+	DATABASE_URL=sqlite:///$(VAR)/check-deploy.sqlite3 \
+	RABBITMQ_URL=amqps://broker.invalid:5671/%2F \
+	ALLOWED_HOSTS=admin.example.com CSRF_TRUSTED_ORIGINS=https://admin.example.com LOG_LEVEL=WARNING
+
+.PHONY: check
+check: deps frontend-deps ## static checks: ruff, eslint + tsc, dashboards, bandit (high), secrets scan, Django deploy checks
+	$(VENV)/bin/ruff check admin main tests grafana-prometheus
+	cd frontend && npm run --silent lint && npm run --silent typecheck
+	$(PY) grafana-prometheus/build_dashboards.py --check
+	$(VENV)/bin/bandit -q -r admin main -x '*/tests/*,*/migrations/*,*/node_modules/*' -lll
+	@# Tracked and not-yet-committed files (not ignored ones); a finding not in the baseline fails.
+	git ls-files -z --cached --others --exclude-standard \
+	  | xargs -0 $(VENV)/bin/detect-secrets-hook --baseline .secrets.baseline \
+	      --exclude-files '(^|/)(package-lock\.json|\.secrets\.baseline)$$'
+	@mkdir -p $(VAR)
+	cd admin && $(CHECK_DEPLOY_ENV) $(PY) manage.py check --deploy --fail-level WARNING
+	@echo "static checks: all passed"
+
+# ---------------------------------------------------------------------------------------------
+# Images and deployment (Jenkins; need a Docker engine)
+# ---------------------------------------------------------------------------------------------
+IMAGE_REGISTRY ?= localhost/microservices
+IMAGE_TAG      ?= dev
+IMAGES         := admin main frontend
+.PHONY: images push security deploy-staging deploy-production
+images: ## build the three images (Docker engine needed)
+	@for i in $(IMAGES); do docker build -t $(IMAGE_REGISTRY)/$$i:$(IMAGE_TAG) $$i || exit 1; done
+
+push: ## push the images (REGISTRY_USER, REGISTRY_PASSWORD)
+	@echo "$$REGISTRY_PASSWORD" | docker login -u "$$REGISTRY_USER" --password-stdin $(firstword $(subst /, ,$(IMAGE_REGISTRY)))
+	@for i in $(IMAGES); do docker push $(IMAGE_REGISTRY)/$$i:$(IMAGE_TAG) || exit 1; done
+
+security: deps frontend-deps ## dependency audits, bandit, secrets scan, Trivy (needs advisory databases: Jenkins only)
+	@mkdir -p $(VAR)/security
+	$(VENV)/bin/pip install -q pip-audit==2.10.1
+	$(VENV)/bin/pip-audit -r admin/requirements.txt -r main/requirements.txt
+	cd frontend && npm audit --omit=dev
+	$(VENV)/bin/bandit -q -r admin main -x '*/tests/*,*/migrations/*' -lll
+	$(VENV)/bin/detect-secrets scan --exclude-files '(node_modules|\.venv|package-lock\.json)' > $(VAR)/security/secrets.json
+	@for i in $(IMAGES); do trivy image --exit-code 1 --severity HIGH,CRITICAL $(IMAGE_REGISTRY)/$$i:$(IMAGE_TAG) || exit 1; done
+
+deploy-staging deploy-production: ## roll the stack out with the environment's .env (DEPLOY_ENV_FILE)
+	@test -n "$$DEPLOY_ENV_FILE" || { echo "DEPLOY_ENV_FILE must name the environment's .env file"; exit 1; }
+	IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) docker compose --env-file "$$DEPLOY_ENV_FILE" -p microservices-$(@:deploy-%=%) up -d --no-build --wait
+
+screenshots: deps frontend-build ## refresh the README's screenshots (browser e2e run)
+	cd tests && UPDATE_SCREENSHOTS=1 $(PYTEST) -q e2e -k screenshots

@@ -1,0 +1,99 @@
+"""Build the database configuration from AWS Secrets Manager or DATABASE_URL."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+
+import dj_database_url
+
+logger = logging.getLogger(__name__)
+
+SECRET_KEYS = ("username", "password", "host", "port", "dbname")
+MYSQL_OPTIONS = {"charset": "utf8mb4"}
+
+
+class SecretUnavailable(Exception):
+    """The database secret could not be fetched or used."""
+
+
+def fetch_secret(name: str, region: str | None, endpoint_url: str | None) -> dict:
+    """Return the secret's JSON object from AWS Secrets Manager (raises SecretUnavailable)."""
+    import boto3
+    from botocore.config import Config
+
+    try:
+        client = boto3.client(
+            "secretsmanager",
+            region_name=region or None,
+            endpoint_url=endpoint_url or None,
+            # Start-up must not hang on an unreachable endpoint; the fallback is DATABASE_URL.
+            config=Config(connect_timeout=3, read_timeout=3, retries={"max_attempts": 1}),
+        )
+        text = client.get_secret_value(SecretId=name)["SecretString"]
+    except Exception as exc:  # noqa: BLE001 -- any failure means: fall back
+        raise SecretUnavailable(f"cannot read secret: {type(exc).__name__}") from None
+    try:
+        doc = json.loads(text)
+    except (TypeError, ValueError):
+        raise SecretUnavailable("secret is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise SecretUnavailable("secret is not a JSON object")
+    missing = [key for key in SECRET_KEYS if doc.get(key) in (None, "")]
+    if missing:
+        raise SecretUnavailable("secret lacks keys: " + ", ".join(missing))
+    try:
+        doc["port"] = int(doc["port"])
+    except (TypeError, ValueError):
+        raise SecretUnavailable("secret port is not an integer") from None
+    return doc
+
+
+def mysql_config(creds: Mapping) -> dict:
+    """Return a Django DATABASES entry for MySQL/MariaDB from secret credentials."""
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": str(creds["dbname"]),
+        "USER": str(creds["username"]),
+        "PASSWORD": str(creds["password"]),
+        "HOST": str(creds["host"]),
+        "PORT": str(creds["port"]),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": dict(MYSQL_OPTIONS),
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+    }
+
+
+def url_config(url: str) -> dict:
+    """Return a Django DATABASES entry for a DATABASE_URL (sqlite:/// or mysql://)."""
+    config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    if config["ENGINE"] == "django.db.backends.mysql":
+        config.setdefault("OPTIONS", {}).update(MYSQL_OPTIONS)
+        config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    elif config["ENGINE"] == "django.db.backends.sqlite3":
+        config["CONN_MAX_AGE"] = 0
+    return config
+
+
+def database_config(
+    database_url: str,
+    secret_name: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+) -> tuple[dict, str]:
+    """Return (DATABASES['default'], source); source names where the credentials came from."""
+    if secret_name:
+        try:
+            creds = fetch_secret(secret_name, region, endpoint_url)
+        except SecretUnavailable as exc:
+            # Log the reason (never the secret's content) and use the fallback.
+            logger.warning(
+                "database secret %s unusable (%s); falling back to DATABASE_URL",
+                secret_name,
+                exc,
+            )
+        else:
+            return mysql_config(creds), f"secretsmanager:{secret_name}"
+    return url_config(database_url), "DATABASE_URL"

@@ -1,0 +1,1 @@
+"""Transactional outbox, inbox and the RabbitMQ relay/consumer of the admin service."""

@@ -1,0 +1,308 @@
+"""Batched consumption: one transaction per batch, dedupe, poison isolation, ack after commit."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from django.db import OperationalError
+from prometheus_client import REGISTRY
+
+from messaging import consumer, handlers
+from messaging.models import InboxEvent
+from messaging.tests.fakes import FakeChannel, delivery, likes_envelope
+from products.models import Product
+
+pytestmark = pytest.mark.django_db
+
+
+def make_product(title="Mug") -> Product:
+    return Product.objects.create(title=title, image="https://example.com/mug.png")
+
+
+def metric(name, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def deliveries(*docs, first_tag=1):
+    return [delivery(doc, first_tag + i) for i, doc in enumerate(docs)]
+
+
+def run_batch(channel, batch, **kw):
+    return consumer.handle_batch(
+        channel,
+        batch,
+        sleep=kw.get("sleep", lambda s: None),
+        stopping=kw.get("stopping", lambda: False),
+        ack_multiple=kw.get("ack_multiple", True),
+    )
+
+
+def test_a_batch_applies_the_highest_seq_per_product_and_acks_once():
+    a, b = make_product("a"), make_product("b")
+    docs = [
+        likes_envelope(a.pk, likes=3, seq=3),
+        likes_envelope(a.pk, likes=1, seq=1),
+        likes_envelope(b.pk, likes=7, seq=7),
+        likes_envelope(a.pk, likes=2, seq=2, event_type="product.unliked"),
+    ]
+    channel = FakeChannel()
+    outcomes = run_batch(channel, deliveries(*docs))
+    assert outcomes == [handlers.APPLIED, handlers.STALE, handlers.APPLIED, handlers.STALE]
+    assert channel.verbs == [("ack", 4)]
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.likes, a.likes_seq, b.likes, b.likes_seq) == (3, 3, 7, 7)
+    assert InboxEvent.objects.count() == 4
+
+
+def test_a_batch_never_moves_likes_back_below_the_stored_seq():
+    product = make_product()
+    Product.objects.filter(pk=product.pk).update(likes=9, likes_seq=9)
+    channel = FakeChannel()
+    outcomes = run_batch(channel, deliveries(likes_envelope(product.pk, likes=4, seq=4)))
+    assert outcomes == [handlers.STALE]
+    product.refresh_from_db()
+    assert (product.likes, product.likes_seq) == (9, 9)
+    assert channel.verbs == [("ack", 1)]
+
+
+def test_an_equal_seq_is_applied_like_the_single_path():
+    product = make_product()
+    Product.objects.filter(pk=product.pk).update(likes=5, likes_seq=5)
+    run_batch(FakeChannel(), deliveries(likes_envelope(product.pk, likes=6, seq=5)))
+    product.refresh_from_db()
+    assert (product.likes, product.likes_seq) == (6, 5)
+
+
+def test_likes_for_an_unknown_product_in_a_batch_are_acked_and_logged(caplog):
+    product = make_product()
+    channel = FakeChannel()
+    outcomes = run_batch(
+        channel,
+        deliveries(likes_envelope(999_999, likes=1, seq=1), likes_envelope(product.pk, likes=2, seq=2)),
+    )
+    assert outcomes == [handlers.UNKNOWN_PRODUCT, handlers.APPLIED]
+    assert channel.verbs == [("ack", 2)]
+    assert "unknown product 999999" in caplog.text
+
+
+def test_duplicates_inside_a_batch_and_across_batches_are_dropped():
+    product = make_product()
+    first = likes_envelope(product.pk, likes=1, seq=1)
+    second = likes_envelope(product.pk, likes=2, seq=2)
+    channel = FakeChannel()
+    before = metric("events_duplicates_total", type="product.liked")
+
+    assert run_batch(channel, deliveries(first, first, second)) == [
+        handlers.STALE,
+        consumer.DUPLICATE,
+        handlers.APPLIED,
+    ]
+    # Redelivered in a later batch (e.g. after a crash before the ack): dropped, still acked.
+    third = likes_envelope(product.pk, likes=3, seq=3)
+    assert run_batch(channel, deliveries(second, third, first_tag=4)) == [
+        consumer.DUPLICATE,
+        handlers.APPLIED,
+    ]
+
+    assert channel.verbs == [("ack", 3), ("ack", 5)]
+    assert InboxEvent.objects.count() == 3
+    assert metric("events_duplicates_total", type="product.liked") - before == 2
+    product.refresh_from_db()
+    assert (product.likes, product.likes_seq) == (3, 3)
+
+
+def test_a_poison_message_in_a_batch_goes_alone_to_the_dlq():
+    product = make_product()
+    good1 = likes_envelope(product.pk, likes=1, seq=1)
+    bad = likes_envelope(product.pk, data={"product_id": "x"})
+    good2 = likes_envelope(product.pk, likes=2, seq=2)
+    batch = deliveries(good1, bad, good2) + [
+        delivery(b"{not json", 4, message_id="m-4", amqp_type="product.liked")
+    ]
+    channel = FakeChannel()
+
+    outcomes = run_batch(channel, batch)
+
+    assert outcomes == [handlers.STALE, consumer.DEAD_LETTERED, handlers.APPLIED, consumer.DEAD_LETTERED]
+    # Poison nacked (no requeue) before the commit, the good ones acked after it; tag 4 is
+    # settled by its nack, so the multiple ack of tag 3 covers exactly 1 and 3.
+    assert channel.calls[:2] == [("nack", 2, False), ("nack", 4, False)]
+    assert channel.verbs[2:] == [("ack", 3)]
+    assert set(InboxEvent.objects.values_list("message_id", flat=True)) == {good1["id"], good2["id"]}
+    product.refresh_from_db()
+    assert product.likes == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_batch_is_acked_only_after_its_transaction_committed():
+    product = make_product()
+    docs = [likes_envelope(product.pk, likes=i, seq=i) for i in (1, 2, 3)]
+    channel = FakeChannel()
+    run_batch(channel, deliveries(*docs))
+    [(verb, tag, seen)] = channel.calls
+    assert (verb, tag) == ("ack", 3)
+    assert seen == {"in_transaction": False, "inbox": {d["id"] for d in docs}}
+
+
+def test_without_multiple_acks_every_message_is_acked_on_its_own():
+    product = make_product()
+    channel = FakeChannel()
+    run_batch(
+        channel, deliveries(likes_envelope(product.pk), likes_envelope(product.pk, seq=2)), ack_multiple=False
+    )
+    assert channel.verbs == [("ack", 1), ("ack", 2)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_non_transient_batch_error_falls_back_to_one_by_one(monkeypatch):
+    product = make_product()
+    good1 = likes_envelope(product.pk, likes=1, seq=1)
+    culprit = likes_envelope(product.pk, likes=5, seq=5)
+    good2 = likes_envelope(product.pk, likes=2, seq=2)
+
+    def batch_breaks(latest):
+        raise RuntimeError("bug in the set-based path")
+
+    real = handlers.HANDLERS["product.liked"]
+
+    def one_breaks(event):
+        if event.id == culprit["id"]:
+            raise RuntimeError("bad event")
+        return real(event)
+
+    import products.services
+
+    monkeypatch.setattr(products.services, "apply_likes_batch", batch_breaks)
+    # Keep the batch path on the (broken) set-based apply, but make the single path fail only
+    # for the culprit.
+    monkeypatch.setattr(handlers, "apply_likes", one_breaks)
+    monkeypatch.setitem(handlers.HANDLERS, "product.liked", one_breaks)
+    channel = FakeChannel()
+
+    outcomes = run_batch(channel, deliveries(good1, culprit, good2))
+
+    assert outcomes == [handlers.APPLIED, consumer.DEAD_LETTERED, handlers.APPLIED]
+    assert channel.verbs == [("ack", 1), ("nack", 2, False), ("ack", 3)]
+    assert set(InboxEvent.objects.values_list("message_id", flat=True)) == {good1["id"], good2["id"]}
+    product.refresh_from_db()
+    assert (product.likes, product.likes_seq) == (2, 2)
+
+
+def test_an_integrity_error_on_the_inbox_insert_falls_back_to_one_by_one(monkeypatch):
+    product = make_product()
+    docs = [likes_envelope(product.pk, likes=i, seq=i) for i in (1, 2)]
+    # A concurrent consumer committed docs[0] after this batch's duplicate SELECT ran.
+    InboxEvent.objects.create(message_id=docs[0]["id"], event_type="product.liked")
+    monkeypatch.setattr(consumer, "_already_seen", lambda ids: set())
+    channel = FakeChannel()
+
+    assert run_batch(channel, deliveries(*docs)) == [consumer.DUPLICATE, handlers.APPLIED]
+
+    assert channel.verbs == [("ack", 1), ("ack", 2)]
+    assert InboxEvent.objects.count() == 2
+    product.refresh_from_db()
+    assert (product.likes, product.likes_seq) == (2, 2)
+
+
+def test_a_transient_error_retries_the_whole_batch_in_place(monkeypatch):
+    import products.services
+
+    product = make_product()
+    real = products.services.apply_likes_batch
+    failures = []
+
+    def flaky(latest):
+        if len(failures) < 2:
+            failures.append(1)
+            raise OperationalError("lock wait timeout")
+        return real(latest)
+
+    monkeypatch.setattr(products.services, "apply_likes_batch", flaky)
+    monkeypatch.setattr(consumer.runtime, "reset_db_connection", lambda: None)
+    slept = []
+    channel = FakeChannel()
+    docs = [likes_envelope(product.pk, likes=i, seq=i) for i in (1, 2)]
+
+    assert run_batch(channel, deliveries(*docs), sleep=slept.append) == [handlers.STALE, handlers.APPLIED]
+    assert slept == [0.5, 1.0]
+    assert channel.verbs == [("ack", 2)]  # never nacked, never requeued
+    assert InboxEvent.objects.count() == 2
+
+
+def test_a_stop_during_batch_retries_leaves_the_batch_unacked(monkeypatch):
+    import products.services
+
+    def down(latest):
+        raise OperationalError("down")
+
+    monkeypatch.setattr(products.services, "apply_likes_batch", down)
+    monkeypatch.setattr(consumer.runtime, "reset_db_connection", lambda: None)
+    product = make_product()
+    channel = FakeChannel()
+    docs = [likes_envelope(product.pk, seq=i) for i in (1, 2)]
+    assert run_batch(channel, deliveries(*docs), stopping=lambda: True) == [consumer.ABANDONED] * 2
+    assert channel.calls == []
+    assert not InboxEvent.objects.exists()
+
+
+class FakeConnection:
+    """Hands queued deliveries to the consumer callback a few per process_data_events call."""
+
+    def __init__(self, worker, pending, per_call):
+        self.worker, self.pending, self.per_call = worker, pending, per_call
+
+    def process_data_events(self, time_limit=0):
+        for _ in range(min(self.per_call, len(self.pending))):
+            self.worker._on_message(None, *self.pending.pop(0))
+
+    def sleep(self, seconds):
+        self.process_data_events()
+
+
+def test_the_consumer_collects_buffered_deliveries_into_batches(monkeypatch):
+    product = make_product()
+    docs = [likes_envelope(product.pk, likes=i, seq=i) for i in range(1, 8)]
+    batches = []
+    real = consumer.handle_batch
+
+    def spy(channel, batch, **kw):
+        batches.append([m.delivery_tag for m, _, _ in batch])
+        return real(channel, batch, **kw)
+
+    monkeypatch.setattr(consumer, "handle_batch", spy)
+    monkeypatch.setattr(consumer, "BATCH_SIZE", 4)
+    monkeypatch.setattr(consumer.runtime, "beat", lambda name: None)
+    worker = consumer.Consumer()
+    worker.channel = FakeChannel()
+    worker.connection = FakeConnection(worker, deliveries(*docs), per_call=2)
+
+    for _ in range(2):  # two wake-ups of the consumer loop
+        worker.connection.process_data_events(time_limit=1)
+        worker._drain()
+
+    assert batches == [[1, 2, 3, 4], [5, 6, 7]]
+    assert worker.channel.verbs == [("ack", 4), ("ack", 7)]
+    product.refresh_from_db()
+    assert product.likes == 7
+
+
+def test_a_lone_delivery_is_processed_at_once():
+    product = make_product()
+    worker = consumer.Consumer()
+    worker.channel = FakeChannel()
+    worker.connection = FakeConnection(
+        worker, deliveries(likes_envelope(product.pk, likes=1, seq=1)), per_call=1
+    )
+    worker.connection.process_data_events(time_limit=1)
+    worker._drain()
+    assert worker.channel.verbs == [("ack", 1)]
+    assert worker._buffer == []
+
+
+def test_a_reconnect_forgets_buffered_deliveries_of_the_old_channel():
+    worker = consumer.Consumer()
+    worker._buffer = [SimpleNamespace()]
+    worker._disconnect()
+    assert worker._buffer == []

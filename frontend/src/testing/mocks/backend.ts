@@ -1,0 +1,152 @@
+import { http, HttpResponse, type HttpHandler } from 'msw'
+import type { GalleryProduct } from '@/features/gallery/api/types'
+import type { Product } from '@/features/products/api/types'
+
+export const ORIGIN = 'http://localhost:3000'
+
+/** Build an admin product with sensible defaults. */
+export function makeProduct(overrides: Partial<Product> = {}): Product {
+  const id = overrides.id ?? 1
+  return {
+    id,
+    title: `Product ${id}`,
+    image: `https://img.example.com/${id}.jpg`,
+    likes: 0,
+    version: 1,
+    created_at: '2026-11-22T03:00:00Z',
+    updated_at: '2026-11-22T03:00:00Z',
+    ...overrides,
+  }
+}
+
+/** Build a shop product with sensible defaults. */
+export function makeGalleryProduct(overrides: Partial<GalleryProduct> = {}): GalleryProduct {
+  const id = overrides.id ?? 1
+  return { id, title: `Product ${id}`, image: `https://img.example.com/${id}.jpg`, likes: 0, liked: false, ...overrides }
+}
+
+export type RecordedRequest = { method: string; path: string; headers: Headers; body: unknown }
+
+/**
+ * An in-memory admin service good enough for page tests: session auth with a CSRF
+ * check, product CRUD with DRF-style validation errors. `requests` records every call.
+ */
+export function createAdminBackend(options: { products?: Product[]; signedIn?: boolean } = {}) {
+  const state = {
+    products: [...(options.products ?? [])],
+    signedIn: options.signedIn ?? false,
+    nextId: Math.max(0, ...(options.products ?? []).map((p) => p.id)) + 1,
+    requests: [] as RecordedRequest[],
+  }
+  const csrfToken = 'test-csrf-token'
+
+  async function record(request: Request) {
+    const text = await request.clone().text()
+    state.requests.push({
+      method: request.method,
+      path: new URL(request.url).pathname,
+      headers: request.headers,
+      body: text ? JSON.parse(text) : undefined,
+    })
+  }
+
+  function guard(request: Request): HttpResponse<{ detail: string }> | null {
+    if (!state.signedIn) return HttpResponse.json({ detail: 'Authentication credentials were not provided.' }, { status: 403 })
+    if (request.method !== 'GET' && request.headers.get('X-CSRFToken') !== csrfToken) {
+      return HttpResponse.json({ detail: 'CSRF Failed: CSRF token missing.' }, { status: 403 })
+    }
+    return null
+  }
+
+  /** Answer like the admin service's exception handler does for a ValidationError. */
+  function invalid(fields: Record<string, string[]>) {
+    const [field, messages] = Object.entries(fields)[0]
+    return HttpResponse.json({ error: 'validation_error', detail: `${field}: ${messages[0]}`, fields }, { status: 400 })
+  }
+
+  function validate(body: Record<string, unknown>) {
+    const errors: Record<string, string[]> = {}
+    const title = typeof body.title === 'string' ? body.title.trim() : ''
+    const image = typeof body.image === 'string' ? body.image.trim() : ''
+    if (!title) errors.title = ['This field may not be blank.']
+    if (!image) errors.image = ['This field may not be blank.']
+    return errors
+  }
+
+  const handlers: HttpHandler[] = [
+    http.get(`${ORIGIN}/api/auth/csrf`, async ({ request }) => {
+      await record(request)
+      document.cookie = `csrftoken=${csrfToken}; path=/`
+      return HttpResponse.json({ csrf_token: csrfToken })
+    }),
+    http.get(`${ORIGIN}/api/auth/me`, async ({ request }) => {
+      await record(request)
+      // Like the admin service: 200 either way, {"authenticated": false} for anonymous callers.
+      return HttpResponse.json(state.signedIn ? { authenticated: true, username: 'admin', is_staff: true } : { authenticated: false })
+    }),
+    http.post(`${ORIGIN}/api/auth/login`, async ({ request }) => {
+      await record(request)
+      if (request.headers.get('X-CSRFToken') !== csrfToken) return HttpResponse.json({ detail: 'CSRF Failed' }, { status: 403 })
+      const body = (await request.json()) as { username?: string; password?: string }
+      if (body.username !== 'admin' || body.password !== 'secret') {
+        return HttpResponse.json(
+          { error: 'invalid_credentials', detail: 'Invalid username or password, or the user is not staff.' },
+          { status: 400 },
+        )
+      }
+      state.signedIn = true
+      return HttpResponse.json({ authenticated: true, username: 'admin', is_staff: true, csrf_token: csrfToken })
+    }),
+    http.post(`${ORIGIN}/api/auth/logout`, async ({ request }) => {
+      await record(request)
+      state.signedIn = false
+      return HttpResponse.json({ authenticated: false })
+    }),
+    http.get(`${ORIGIN}/api/products`, async ({ request }) => {
+      await record(request)
+      return guard(request) ?? HttpResponse.json(state.products)
+    }),
+    http.post(`${ORIGIN}/api/products`, async ({ request }) => {
+      await record(request)
+      const refused = guard(request)
+      if (refused) return refused
+      const body = (await request.json()) as Record<string, unknown>
+      const errors = validate(body)
+      if (Object.keys(errors).length) return invalid(errors)
+      const product = makeProduct({ id: state.nextId++, title: String(body.title), image: String(body.image) })
+      state.products.push(product)
+      return HttpResponse.json(product, { status: 201 })
+    }),
+    http.get(`${ORIGIN}/api/products/:id`, async ({ request, params }) => {
+      await record(request)
+      const refused = guard(request)
+      if (refused) return refused
+      const product = state.products.find((p) => p.id === Number(params.id))
+      return product ? HttpResponse.json(product) : HttpResponse.json({ detail: 'No Product matches the given query.' }, { status: 404 })
+    }),
+    http.put(`${ORIGIN}/api/products/:id`, async ({ request, params }) => {
+      await record(request)
+      const refused = guard(request)
+      if (refused) return refused
+      const product = state.products.find((p) => p.id === Number(params.id))
+      if (!product) return HttpResponse.json({ detail: 'Not found.' }, { status: 404 })
+      const body = (await request.json()) as Record<string, unknown>
+      const errors = validate(body)
+      if (Object.keys(errors).length) return invalid(errors)
+      Object.assign(product, { title: body.title, image: body.image, version: product.version + 1 })
+      return HttpResponse.json(product, { status: 202 })
+    }),
+    http.delete(`${ORIGIN}/api/products/:id`, async ({ request, params }) => {
+      await record(request)
+      const refused = guard(request)
+      if (refused) return refused
+      const before = state.products.length
+      state.products = state.products.filter((p) => p.id !== Number(params.id))
+      return state.products.length === before
+        ? HttpResponse.json({ detail: 'Not found.' }, { status: 404 })
+        : new HttpResponse(null, { status: 204 })
+    }),
+  ]
+
+  return { state, handlers }
+}

@@ -1,0 +1,77 @@
+"""The main service: a Flask app that owns likes and keeps a replica of admin's products."""
+
+import logging
+import os
+
+from flask import Flask
+from flask.sessions import SessionInterface
+
+from app.config import engine_options, load_config, normalise_database_url
+from app.extensions import db, migrate
+from app.logging_config import configure_logging
+
+logger = logging.getLogger(__name__)
+
+
+class NoSessionInterface(SessionInterface):
+    """No Flask session: shoppers are identified by their own signed cookie (app.api.shopper)."""
+
+    def open_session(self, app, request):
+        """Return no session (flask.session becomes a NullSession)."""
+        return None
+
+    def save_session(self, app, session, response):
+        """Save nothing."""
+
+
+def create_app(test_config=None):
+    """Create and configure the Flask app; test_config overrides the environment settings."""
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    app = Flask(__name__, static_folder=None)
+    app.config.update(load_config())
+    if test_config:
+        app.config.update(test_config)
+        if "SQLALCHEMY_DATABASE_URI" in test_config:
+            url = normalise_database_url(test_config["SQLALCHEMY_DATABASE_URI"])
+            app.config["SQLALCHEMY_DATABASE_URI"] = url
+            app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+                **engine_options(url),
+                **test_config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+            }
+    logging.getLogger().setLevel(app.config["LOG_LEVEL"])
+    app.json.sort_keys = False
+    # Building Flask's signed-cookie session costs a serializer per request; nothing here uses it.
+    app.session_interface = NoSessionInterface()
+
+    db.init_app(app)
+    migrate.init_app(app, db)
+
+    from app import models  # noqa: F401 - register the tables with the metadata (migrations)
+    from app.api.errors import register_error_handlers
+    from app.api.routes import ProductIdConverter, bp
+
+    app.url_map.converters["product_id"] = ProductIdConverter
+    register_error_handlers(app)
+    app.register_blueprint(bp)
+
+    if app.config["CORS_ALLOWED_ORIGINS"]:
+        from flask_cors import CORS
+
+        # Credentials on: the shopper cookie must travel with cross-origin likes.
+        CORS(app, origins=app.config["CORS_ALLOWED_ORIGINS"], supports_credentials=True)
+
+    from app.observability import init_metrics, init_tracing
+
+    init_metrics(app)
+    init_tracing(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    logger.info(
+        "main app created (env=%s, database source=%s)",
+        app.config["APP_ENV"],
+        app.config["DATABASE_SOURCE"],
+    )
+    return app

@@ -1,0 +1,280 @@
+"""The OpenAPI 3 document of the main service (kept beside the routes; a test compares both)."""
+
+import copy
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _error(description):
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ERROR}},
+    }
+
+
+def _json(description, schema, headers=None):
+    response = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_SET_COOKIE = {
+    "Set-Cookie": {
+        "description": "A new signed `shopper` cookie when the request had no valid one.",
+        "schema": {"type": "string"},
+        "required": False,
+    }
+}
+_SHOPPER_COOKIE = {
+    "name": "shopper",
+    "in": "cookie",
+    "required": False,
+    "description": (
+        "Signed shopper id. Missing or invalid: the request acts as a new shopper and gets a fresh cookie."
+    ),
+    "schema": {"type": "string"},
+}
+_PRODUCT_ID = {
+    "name": "product_id",
+    "in": "path",
+    "required": True,
+    "description": "Id of the product (admin's id).",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807},
+}
+
+
+def _like_operation(summary, operation_id, ok, not_found):
+    return {
+        "summary": summary,
+        "operationId": operation_id,
+        "tags": ["likes"],
+        "parameters": [_SHOPPER_COOKIE],
+        "responses": {
+            "200": _json(ok, {"$ref": "#/components/schemas/LikeResult"}, _SET_COOKIE),
+            "400": _error("Already liked (`already_liked`) or a request body was sent (`unexpected_body`)."),
+            "404": _error(not_found),
+            "405": _error("Method not allowed."),
+            "413": _error("Request body too large."),
+        },
+    }
+
+
+_CHECK = {
+    "type": "object",
+    "required": ["ok"],
+    "properties": {"ok": {"type": "boolean"}},
+    "additionalProperties": True,
+}
+
+DOCUMENT = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "main service",
+        "version": "1.0.0",
+        "description": "Shop front API: products (a replica of admin's) and likes per anonymous shopper.",
+    },
+    "paths": {
+        "/flask/api/products": {
+            "get": {
+                "summary": "List live products with likes and whether this shopper likes each",
+                "operationId": "listProducts",
+                "tags": ["products"],
+                "parameters": [_SHOPPER_COOKIE],
+                "responses": {
+                    "200": _json(
+                        "Products ordered by id.",
+                        {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Product"},
+                        },
+                        _SET_COOKIE,
+                    ),
+                },
+            }
+        },
+        "/flask/api/products/{product_id}/like": {
+            "parameters": [_PRODUCT_ID],
+            "post": _like_operation(
+                "Like a product",
+                "likeProduct",
+                "Liked; `likes` is the new count.",
+                "Unknown or deleted product.",
+            ),
+            "delete": _like_operation(
+                "Withdraw a like",
+                "unlikeProduct",
+                "Like withdrawn; `likes` is the new count.",
+                "Unknown or deleted product (`not_found`), or this shopper does not like it (`not_liked`).",
+            ),
+        },
+        "/flask/api/health": {
+            "get": {
+                "summary": "Liveness",
+                "operationId": "health",
+                "tags": ["operations"],
+                "responses": {
+                    "200": _json(
+                        "The process serves requests.",
+                        {
+                            "type": "object",
+                            "required": ["status"],
+                            "properties": {"status": {"enum": ["ok"]}},
+                        },
+                    )
+                },
+            }
+        },
+        "/flask/api/ready": {
+            "get": {
+                "summary": "Readiness: database, broker, outbox backlog, consumer heartbeat",
+                "operationId": "ready",
+                "tags": ["operations"],
+                "responses": {
+                    "200": _json("Ready.", {"$ref": "#/components/schemas/Readiness"}),
+                    "503": _json(
+                        "Not ready; see which check failed.",
+                        {"$ref": "#/components/schemas/Readiness"},
+                    ),
+                },
+            }
+        },
+        "/flask/api/openapi.json": {
+            "get": {
+                "summary": "This OpenAPI document",
+                "operationId": "openapi",
+                "tags": ["operations"],
+                "responses": {"200": _json("OpenAPI 3 document.", {"type": "object"})},
+            }
+        },
+        "/flask/api/docs": {
+            "get": {
+                "summary": "Swagger UI for this document",
+                "operationId": "docs",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "HTML page.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/flask/api/docs/assets/{filename}": {
+            "get": {
+                "summary": "Static files of Swagger UI",
+                "operationId": "docsAssets",
+                "tags": ["operations"],
+                "parameters": [
+                    {
+                        "name": "filename",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file.",
+                        "content": {"*/*": {"schema": {"type": "string"}}},
+                    },
+                    "404": _error("No such asset."),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "operationId": "metrics",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    },
+    "components": {
+        "schemas": {
+            "Product": {
+                "type": "object",
+                "required": ["id", "title", "image", "likes", "liked"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "title": {"type": "string"},
+                    "image": {"type": "string"},
+                    "likes": {"type": "integer", "minimum": 0},
+                    "liked": {"type": "boolean"},
+                },
+                "additionalProperties": False,
+            },
+            "LikeResult": {
+                "type": "object",
+                "required": ["id", "likes", "liked"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "likes": {"type": "integer", "minimum": 0},
+                    "liked": {"type": "boolean"},
+                },
+                "additionalProperties": False,
+            },
+            "Readiness": {
+                "type": "object",
+                "required": ["status", "checks"],
+                "properties": {
+                    "status": {"enum": ["ready", "not_ready"]},
+                    "checks": {
+                        "type": "object",
+                        "required": ["database", "broker", "outbox", "consumer"],
+                        "properties": {
+                            "database": _CHECK,
+                            "broker": _CHECK,
+                            "outbox": {
+                                "type": "object",
+                                "required": ["ok", "pending", "oldest_age_seconds"],
+                                "properties": {
+                                    "ok": {"type": "boolean"},
+                                    "pending": {"type": "integer", "nullable": True},
+                                    "oldest_age_seconds": {
+                                        "type": "number",
+                                        "nullable": True,
+                                    },
+                                },
+                            },
+                            "consumer": {
+                                "type": "object",
+                                "required": ["ok", "last_seen_age_seconds"],
+                                "properties": {
+                                    "ok": {"type": "boolean"},
+                                    "last_seen_age_seconds": {
+                                        "type": "number",
+                                        "nullable": True,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+            "Error": {
+                "type": "object",
+                "required": ["error", "detail"],
+                "properties": {
+                    "error": {"type": "string"},
+                    "detail": {"type": "string"},
+                    "fields": {"type": "object"},
+                },
+            },
+        }
+    },
+}
+
+
+def openapi_document():
+    """Return a copy of the OpenAPI document."""
+    return copy.deepcopy(DOCUMENT)

@@ -1,0 +1,99 @@
+"""Settings for the main service, all read from the environment (see the team SPEC)."""
+
+import logging
+import os
+from pathlib import Path
+
+from app.secrets import resolve_database_url
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "main"
+BASE_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = BASE_DIR.parent
+DEFAULT_SQLITE_URL = f"sqlite:///{REPO_DIR / 'var' / 'main.sqlite3'}"
+INSECURE_DEV_SECRET_KEY = "insecure-dev-only-secret-key-change-me"  # noqa: S105 - refused in production
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+# Shopper cookies live two years: the identity only keys likes, it grants nothing else.
+SHOPPER_COOKIE_MAX_AGE = 2 * 365 * 24 * 3600
+
+
+class ConfigError(RuntimeError):
+    """Raised when required settings are missing in production."""
+
+
+def _csv(value):
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def normalise_database_url(url):
+    """Return url with the PyMySQL driver for mysql:// URLs, unchanged otherwise."""
+    if url.startswith("mysql://"):
+        url = "mysql+pymysql://" + url[len("mysql://") :]
+    if url.startswith("mysql+pymysql://") and "charset=" not in url:
+        url += ("&" if "?" in url else "?") + "charset=utf8mb4"
+    return url
+
+
+def engine_options(url):
+    """Return SQLAlchemy engine options suited to the database behind url."""
+    if url.startswith("sqlite"):
+        # timeout: wait for the write lock instead of failing when gunicorn workers overlap.
+        return {"connect_args": {"timeout": 15}}
+    # pool_pre_ping costs a round trip per checkout on the hot path; pool_recycle (below MariaDB's
+    # wait_timeout) covers idle sockets instead. reset_on_return=None drops the ROLLBACK the pool
+    # would send after every COMMIT: every Connection and Session here ends its own transaction
+    # on close (Connection.close() rolls back an open one), so the reset only cost a round trip.
+    return {
+        "pool_pre_ping": False,
+        "pool_recycle": 1800,
+        "pool_size": 5,
+        "max_overflow": 5,
+        "pool_reset_on_return": None,
+    }
+
+
+def load_config(environ=None):
+    """Build the Flask config mapping from environ; fail fast in production on missing vars."""
+    env = os.environ if environ is None else environ
+    app_env = env.get("APP_ENV", "development")
+    if app_env not in ("development", "production"):
+        raise ConfigError(f"APP_ENV must be 'development' or 'production', not {app_env!r}")
+    production = app_env == "production"
+
+    if production:
+        missing = [name for name in ("SECRET_KEY", "RABBITMQ_URL") if not env.get(name)]
+        if not env.get("DATABASE_URL") and not env.get("DB_SECRET_NAME"):
+            missing.append("DATABASE_URL (or DB_SECRET_NAME)")
+        if missing:
+            raise ConfigError("missing required settings for APP_ENV=production: " + ", ".join(missing))
+
+    database_url, source = resolve_database_url(env, default=None if production else DEFAULT_SQLITE_URL)
+    if database_url is None:
+        raise ConfigError("no database: DB_SECRET_NAME lookup failed and DATABASE_URL is not set")
+    database_url = normalise_database_url(database_url)
+    if database_url.startswith("sqlite:///") and database_url == DEFAULT_SQLITE_URL:
+        (REPO_DIR / "var").mkdir(exist_ok=True)
+
+    return {
+        "APP_ENV": app_env,
+        "SECRET_KEY": env.get("SECRET_KEY") or INSECURE_DEV_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "DATABASE_SOURCE": source,
+        "RABBITMQ_URL": env.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL,
+        "RABBITMQ_CA_FILE": env.get("RABBITMQ_CA_FILE") or None,
+        "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").upper(),
+        "CORS_ALLOWED_ORIGINS": _csv(env.get("CORS_ALLOWED_ORIGINS")),
+        "OUTBOX_WAKEUP_ADDR": env.get("OUTBOX_WAKEUP_ADDR") or "127.0.0.1:7802",
+        "METRICS_PORT": int(env.get("METRICS_PORT") or 0),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+        "OUTBOX_RETENTION_HOURS": float(env.get("OUTBOX_RETENTION_HOURS") or 24),
+        "INBOX_RETENTION_HOURS": float(env.get("INBOX_RETENTION_HOURS") or 168),
+        "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        # Likes carry no body; anything large is refused before it is read.
+        "MAX_CONTENT_LENGTH": 64 * 1024,
+        "SHOPPER_COOKIE_SECURE": env.get("SHOPPER_COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
+        "JSON_SORT_KEYS": False,
+    }

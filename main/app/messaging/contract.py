@@ -1,0 +1,245 @@
+"""Event contract of the main service: what it publishes and what it consumes.
+
+Standard library only, so tests/contract can load this module beside admin's twin and prove that
+what one side builds the other side parses. A breaking change is a new version, consumed before
+it is produced.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+PRODUCER = "main"
+SCHEMA_VERSION = 1
+
+PRODUCT_CREATED = "product.created"
+PRODUCT_UPDATED = "product.updated"
+PRODUCT_DELETED = "product.deleted"
+CATALOGUE_SNAPSHOT = "catalogue.snapshot"
+PRODUCT_LIKED = "product.liked"
+PRODUCT_UNLIKED = "product.unliked"
+PRODUCT_LIKES_COUNTED = "product.likes_counted"
+
+TITLE_MAX = 200
+IMAGE_MAX = 500
+
+# Field rules: name -> (kind, options). Kinds: "id" (int > 0), "count" (int >= 0),
+# "version" (int >= 1), "str" (options: min, max length), "int_list" (list of ints > 0).
+_LIKES_FIELDS: dict[str, tuple[str, dict[str, int]]] = {
+    "product_id": ("id", {}),
+    "likes": ("count", {}),
+    "seq": ("count", {}),
+}
+_PRODUCT_FIELDS: dict[str, tuple[str, dict[str, int]]] = {
+    "id": ("id", {}),
+    "title": ("str", {"min": 1, "max": TITLE_MAX}),
+    "image": ("str", {"min": 0, "max": IMAGE_MAX}),
+    "version": ("version", {}),
+}
+
+# {event type: {schema version: field rules}}
+PUBLISHED: dict[str, dict[int, dict[str, tuple[str, dict[str, int]]]]] = {
+    PRODUCT_LIKED: {1: _LIKES_FIELDS},
+    PRODUCT_UNLIKED: {1: _LIKES_FIELDS},
+    PRODUCT_LIKES_COUNTED: {1: _LIKES_FIELDS},
+}
+CONSUMED: dict[str, dict[int, dict[str, tuple[str, dict[str, int]]]]] = {
+    PRODUCT_CREATED: {1: _PRODUCT_FIELDS},
+    PRODUCT_UPDATED: {1: _PRODUCT_FIELDS},
+    PRODUCT_DELETED: {1: {"id": ("id", {}), "version": ("version", {})}},
+    CATALOGUE_SNAPSHOT: {1: {"ids": ("int_list", {}), "max_id": ("count", {})}},
+}
+
+PUBLISHES = PUBLISHED  # aliases with admin's spelling; same objects
+CONSUMES = CONSUMED
+# Who produces what main consumes; a consumed event claiming another producer is rejected.
+CONSUMED_FROM = "admin"
+
+_ENVELOPE_KEYS = frozenset({"id", "type", "version", "occurred_at", "producer", "data"})
+
+
+class InvalidEvent(ValueError):
+    """An event that breaks the contract.
+
+    `reason` explains it to a human; `code` is a short label fit for a metric
+    (bad_json, bad_envelope, mismatch, unknown_type, unsupported_version, bad_data).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        code: str = "bad_data",
+        event_id: str | None = None,
+        event_type: str | None = None,
+    ):
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.event_id = event_id
+        self.event_type = event_type
+
+
+@dataclass(frozen=True)
+class Event:
+    """A validated incoming event."""
+
+    id: str
+    type: str
+    version: int
+    occurred_at: datetime
+    producer: str
+    data: dict[str, Any]
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass; True must not pass as a product id.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_field(name: str, kind: str, opts: dict[str, int], value: Any) -> None:
+    if kind in ("id", "count", "version"):
+        low = {"id": 1, "count": 0, "version": 1}[kind]
+        if not _is_int(value) or value < low:
+            raise InvalidEvent(f"data.{name} must be an integer >= {low}")
+    elif kind == "str":
+        if not isinstance(value, str):
+            raise InvalidEvent(f"data.{name} must be a string")
+        if not opts.get("min", 0) <= len(value) <= opts.get("max", 1 << 30):
+            raise InvalidEvent(
+                f"data.{name} length must be {opts.get('min', 0)}..{opts.get('max')}"
+            )
+    elif kind == "int_list":
+        if not isinstance(value, list) or not all(_is_int(v) and v > 0 for v in value):
+            raise InvalidEvent(f"data.{name} must be a list of integers > 0")
+    else:  # pragma: no cover - a typo in the tables above
+        raise AssertionError(kind)
+
+
+def validate_data(
+    table: dict[str, dict[int, dict[str, tuple[str, dict[str, int]]]]],
+    event_type: str,
+    version: int,
+    data: Any,
+) -> dict[str, Any]:
+    """Check `data` against the field rules of `event_type`/`version` in `table`."""
+    versions = table.get(event_type)
+    if versions is None:
+        raise InvalidEvent(f"unknown event type {event_type!r}", "unknown_type")
+    fields = versions.get(version)
+    if fields is None:
+        raise InvalidEvent(
+            f"unsupported version {version!r} of {event_type}", "unsupported_version"
+        )
+    if not isinstance(data, dict):
+        raise InvalidEvent("data must be an object")
+    missing = sorted(set(fields) - set(data))
+    if missing:
+        raise InvalidEvent(f"data misses {', '.join(missing)}")
+    # Unknown extra fields are tolerated: a producer may add optional fields without a new version.
+    for name, (kind, opts) in fields.items():
+        _check_field(name, kind, opts, data[name])
+    return {name: data[name] for name in fields}
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Format an aware datetime as UTC ISO 8601 with microseconds and a Z suffix."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: Any) -> datetime:
+    """Parse an ISO 8601 timestamp with a zone (Z or offset) into an aware UTC datetime."""
+    if not isinstance(text, str):
+        raise InvalidEvent("occurred_at must be a string", "bad_envelope")
+    try:
+        moment = datetime.fromisoformat(
+            text.replace("Z", "+00:00") if text.endswith("Z") else text
+        )
+    except ValueError as exc:
+        raise InvalidEvent("occurred_at is not ISO 8601", "bad_envelope") from exc
+    if moment.tzinfo is None:
+        raise InvalidEvent("occurred_at has no time zone", "bad_envelope")
+    return moment.astimezone(UTC)
+
+
+def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Build the envelope of an event main publishes, with a new id; raise InvalidEvent on bad data."""
+    clean = validate_data(PUBLISHED, event_type, SCHEMA_VERSION, data)
+    return {
+        "id": str(uuid.uuid4()),
+        "type": event_type,
+        "version": SCHEMA_VERSION,
+        "occurred_at": format_timestamp(datetime.now(UTC)),
+        "producer": PRODUCER,
+        "data": clean,
+    }
+
+
+def _check_uuid(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidEvent("id must be a string", "bad_envelope")
+    try:
+        uuid.UUID(value)
+    except ValueError as exc:
+        raise InvalidEvent("id is not a UUID", "bad_envelope") from exc
+    return value
+
+
+def parse(
+    body: bytes, message_id: str | None = None, amqp_type: str | None = None
+) -> Event:
+    """Decode and validate an incoming message body; raise InvalidEvent when it breaks the contract.
+
+    `message_id` and `amqp_type` are the AMQP properties; when given they must match the envelope.
+    """
+    try:
+        raw = json.loads(
+            body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidEvent(
+            "body is not UTF-8 JSON", "bad_json", message_id, amqp_type
+        ) from exc
+    if not isinstance(raw, dict):
+        raise InvalidEvent(
+            "body is not a JSON object", "bad_json", message_id, amqp_type
+        )
+    event_id = raw.get("id") if isinstance(raw.get("id"), str) else message_id
+    event_type = raw.get("type") if isinstance(raw.get("type"), str) else amqp_type
+    try:
+        missing = sorted(_ENVELOPE_KEYS - set(raw))
+        if missing:
+            raise InvalidEvent(f"envelope misses {', '.join(missing)}", "bad_envelope")
+        _check_uuid(raw["id"])
+        if message_id is not None and message_id != raw["id"]:
+            raise InvalidEvent("message_id does not match envelope id", "mismatch")
+        if not isinstance(raw["type"], str):
+            raise InvalidEvent("type must be a string", "bad_envelope")
+        if amqp_type is not None and amqp_type != raw["type"]:
+            raise InvalidEvent("AMQP type does not match envelope type", "mismatch")
+        version = raw["version"]
+        if not _is_int(version):
+            raise InvalidEvent("version must be an integer", "bad_envelope")
+        if not isinstance(raw["producer"], str) or not raw["producer"]:
+            raise InvalidEvent("producer must be a non-empty string", "bad_envelope")
+        occurred_at = parse_timestamp(raw["occurred_at"])
+        data = validate_data(CONSUMED, raw["type"], version, raw["data"])
+        if raw["producer"] != CONSUMED_FROM:
+            raise InvalidEvent(
+                f"producer {raw['producer']!r} does not publish {raw['type']}",
+                "bad_envelope",
+            )
+    except InvalidEvent as exc:
+        exc.event_id, exc.event_type = event_id, event_type
+        raise
+    return Event(
+        id=raw["id"],
+        type=raw["type"],
+        version=version,
+        occurred_at=occurred_at,
+        producer=raw["producer"],
+        data=data,
+    )

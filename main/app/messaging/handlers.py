@@ -1,0 +1,134 @@
+"""Apply admin's product events to main's replica (idempotent, order-independent).
+
+Rules (SPEC, Apply rules): an event is applied only if data.version >= replica.version; a delete
+leaves a tombstone (deleted=true, version kept) and a tombstone of version v blocks every
+create/update with version <= v. Every write is one conditional statement, so several consumers
+working side by side cannot undo each other whatever the interleaving.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.messaging import contract
+from app.models import Product, utcnow
+
+logger = logging.getLogger(__name__)
+
+_product = Product.__table__
+_SNAPSHOT_CHUNK = 500
+
+APPLIED = "applied"
+STALE = "stale"
+
+
+def _insert_or_update(
+    session,
+    product_id: int,
+    update_where,
+    values: dict,
+    insert_extra: dict | None = None,
+) -> str:
+    """Run the conditional UPDATE; insert the row when it does not exist yet."""
+    stmt = (
+        update(_product)
+        .where(_product.c.id == product_id, update_where)
+        .values(**values)
+    )
+    if session.execute(stmt).rowcount:
+        return APPLIED
+    if session.execute(
+        select(_product.c.id).where(_product.c.id == product_id)
+    ).first():
+        return STALE
+    try:
+        # A savepoint: a concurrent consumer may insert the same id first.
+        with session.begin_nested():
+            session.execute(
+                insert(_product).values(
+                    id=product_id,
+                    likes=0,
+                    likes_seq=0,
+                    **values,
+                    **(insert_extra or {}),
+                )
+            )
+        return APPLIED
+    except IntegrityError:
+        return APPLIED if session.execute(stmt).rowcount else STALE
+
+
+def upsert_product(session, event: contract.Event) -> str:
+    """Create or update the replica unless it (or its tombstone) is newer."""
+    data = event.data
+    version = data["version"]
+    newer_or_same = or_(
+        and_(_product.c.deleted.is_(False), _product.c.version <= version),
+        # A tombstone of version v blocks every create/update with version <= v.
+        and_(_product.c.deleted.is_(True), _product.c.version < version),
+    )
+    values = {
+        "title": data["title"],
+        "image": data["image"],
+        "version": version,
+        "deleted": False,
+        "updated_at": utcnow(),
+    }
+    return _insert_or_update(session, data["id"], newer_or_same, values)
+
+
+def delete_product(session, event: contract.Event) -> str:
+    """Turn the replica into a tombstone (or create one) unless the replica is newer."""
+    data = event.data
+    version = data["version"]
+    values = {"deleted": True, "version": version, "updated_at": utcnow()}
+    # An unknown product still gets a tombstone, so a late create cannot bring it back.
+    return _insert_or_update(
+        session,
+        data["id"],
+        _product.c.version <= version,
+        values,
+        insert_extra={"title": "", "image": ""},
+    )
+
+
+def apply_snapshot(session, event: contract.Event) -> str:
+    """Tombstone every live replica with id <= max_id that admin no longer has."""
+    keep = set(event.data["ids"])
+    live = session.execute(
+        select(_product.c.id).where(
+            _product.c.deleted.is_(False), _product.c.id <= event.data["max_id"]
+        )
+    ).scalars()
+    gone = sorted(set(live) - keep)
+    now = utcnow()
+    for start in range(0, len(gone), _SNAPSHOT_CHUNK):
+        chunk = gone[start : start + _SNAPSHOT_CHUNK]
+        session.execute(
+            update(_product)
+            .where(_product.c.id.in_(chunk), _product.c.deleted.is_(False))
+            .values(deleted=True, updated_at=now)
+        )
+    if gone:
+        logger.info(
+            "catalogue snapshot tombstoned %s products",
+            len(gone),
+            extra={"event_id": event.id, "event_type": event.type},
+        )
+    return APPLIED
+
+
+HANDLERS = {
+    contract.PRODUCT_CREATED: upsert_product,
+    contract.PRODUCT_UPDATED: upsert_product,
+    contract.PRODUCT_DELETED: delete_product,
+    contract.CATALOGUE_SNAPSHOT: apply_snapshot,
+}
+
+
+def apply(session, event: contract.Event) -> str:
+    """Apply event inside the caller's transaction; return "applied" or "stale"."""
+    return HANDLERS[event.type](session, event)

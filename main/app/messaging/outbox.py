@@ -1,0 +1,79 @@
+"""Write events to the outbox in the caller's transaction, and nudge the relay after commit."""
+
+import functools
+import json
+import logging
+import socket
+
+from opentelemetry import propagate
+from sqlalchemy import insert
+
+from app.messaging.contract import envelope
+from app.models import OutboxEvent, utcnow
+
+logger = logging.getLogger(__name__)
+
+_OUTBOX = OutboxEvent.__table__
+_udp_socket = None
+
+
+def outbox_values(event_type, data):
+    """Return the column values of a new outbox row for event_type/data, trace context included."""
+    env = envelope(event_type, data)
+    carrier = {}
+    # W3C traceparent/tracestate of the current request span; the relay sends them as AMQP headers.
+    propagate.inject(carrier)
+    now = utcnow()
+    return {
+        "event_id": env["id"],
+        "event_type": event_type,
+        "payload": json.dumps(env, separators=(",", ":")),
+        "headers": json.dumps(carrier, separators=(",", ":")),
+        "created_at": now,
+        "available_at": now,
+        "attempts": 0,
+    }
+
+
+def enqueue(session, event_type, data):
+    """Add an outbox row for the event to session (the caller commits it with its change)."""
+    row = OutboxEvent(**outbox_values(event_type, data))
+    session.add(row)
+    return row
+
+
+def enqueue_core(connection, event_type, data):
+    """Insert an outbox row on connection inside its open transaction; return the event id."""
+    values = outbox_values(event_type, data)
+    connection.execute(insert(_OUTBOX), values)
+    return values["event_id"]
+
+
+@functools.lru_cache(maxsize=8)
+def _resolve(addr):
+    host, _, port = addr.rpartition(":")
+    info = socket.getaddrinfo(host.strip("[]") or "127.0.0.1", int(port), type=socket.SOCK_DGRAM)
+    return info[0][0], info[0][4]
+
+
+def wake_relay(addr):
+    """Send one UDP datagram to the relay at addr ("host:port"); never raises (the relay also polls)."""
+    global _udp_socket
+    if not addr:
+        return
+    try:
+        family, sockaddr = _resolve(addr)
+    except (OSError, ValueError):
+        logger.debug("outbox wake-up address %s does not resolve", addr, exc_info=True)
+        return
+    try:
+        if _udp_socket is None or _udp_socket.family != family:
+            _udp_socket = socket.socket(family, socket.SOCK_DGRAM)
+            _udp_socket.setblocking(False)
+        _udp_socket.sendto(b"wake", sockaddr)
+    except ConnectionRefusedError:
+        # No relay listening right now (ICMP port unreachable): fire-and-forget, the relay also polls.
+        pass
+    except OSError:
+        # Unreachable host or similar: the relay may have moved, so resolve its name again next time.
+        _resolve.cache_clear()

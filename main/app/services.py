@@ -1,0 +1,272 @@
+"""Use cases of the main service: list products, like, unlike, readiness checks.
+
+The like path uses SQLAlchemy Core on one pooled connection: it is the hot path (see
+tests/load/bench_likes.py) and needs nothing the ORM adds.
+"""
+
+import logging
+import ssl
+import threading
+import time
+
+from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.logging_config import quiet_loggers
+from app.messaging.contract import PRODUCT_LIKED, PRODUCT_UNLIKED
+from app.messaging.outbox import enqueue_core
+from app.models import OutboxEvent, Product, ProductLike, WorkerHeartbeat, utcnow
+
+logger = logging.getLogger(__name__)
+
+CONSUMER_HEARTBEAT_NAME = "main-consumer"
+CONSUMER_MAX_SILENCE_SECONDS = 30
+OUTBOX_MAX_AGE_SECONDS = 60
+BROKER_CHECK_TTL_SECONDS = 2.0
+
+_product = Product.__table__
+_like = ProductLike.__table__
+_outbox = OutboxEvent.__table__
+
+
+class ProductNotFound(Exception):
+    """The product does not exist in the replica or is a tombstone."""
+
+
+class AlreadyLiked(Exception):
+    """This shopper already likes this product."""
+
+
+class NotLiked(Exception):
+    """This shopper does not like this product."""
+
+
+# Statements are built once; the compiled form is then reused from SQLAlchemy's cache.
+_BUMP_LIKES = (
+    update(_product)
+    .where(and_(_product.c.id == bindparam("pid"), _product.c.deleted.is_(False)))
+    .values(likes=_product.c.likes + bindparam("delta"), likes_seq=_product.c.likes_seq + 1)
+)
+_BUMP_LIKES_RETURNING = _BUMP_LIKES.returning(_product.c.likes, _product.c.likes_seq)
+# MySQL/MariaDB have no UPDATE ... RETURNING. LAST_INSERT_ID(expr) hands expr back in the OK
+# packet of the UPDATE itself (cursor.lastrowid), so the new (seq, likes) pair comes back without
+# a SELECT round trip. It sits in the FIRST assignment so every column it reads is the old value,
+# whether or not SIMULTANEOUS_ASSIGNMENT is on. Both counts stay below 2**31.
+_SEQ_SHIFT = 32
+_BUMP_LIKES_MYSQL = text(
+    "UPDATE product SET"
+    " likes = likes + :delta"
+    " + 0 * CAST(LAST_INSERT_ID((likes_seq + 1) * 4294967296 + likes + :delta) AS SIGNED),"
+    " likes_seq = likes_seq + 1, updated_at = :now"
+    " WHERE id = :pid AND deleted = 0"
+)
+_INSERT_LIKE = insert(_like)
+_DELETE_LIKE = delete(_like).where(
+    and_(_like.c.shopper_id == bindparam("sid"), _like.c.product_id == bindparam("pid"))
+)
+_READ_COUNTS = select(_product.c.likes, _product.c.likes_seq).where(_product.c.id == bindparam("pid"))
+
+
+def _bump_likes(conn, product_id, delta):
+    """Add delta to a live product's likes and advance likes_seq; return (likes, seq) or None if absent."""
+    if conn.dialect.name in ("mysql", "mariadb"):
+        result = conn.execute(_BUMP_LIKES_MYSQL, {"pid": product_id, "delta": delta, "now": utcnow()})
+        if result.rowcount == 0:
+            return None
+        packed = result.lastrowid
+        return packed & ((1 << _SEQ_SHIFT) - 1), packed >> _SEQ_SHIFT
+    if conn.dialect.update_returning:
+        row = conn.execute(_BUMP_LIKES_RETURNING, {"pid": product_id, "delta": delta}).first()
+        return None if row is None else (row.likes, row.likes_seq)
+    if conn.execute(_BUMP_LIKES, {"pid": product_id, "delta": delta}).rowcount == 0:
+        return None
+    return tuple(conn.execute(_READ_COUNTS, {"pid": product_id}).one())
+
+
+def list_products(shopper_id):
+    """Return the live products in id order, each with its likes and whether shopper_id likes it."""
+    liked = (
+        select(_like.c.product_id)
+        .where(and_(_like.c.shopper_id == shopper_id, _like.c.product_id == _product.c.id))
+        .exists()
+    )
+    query = (
+        select(
+            _product.c.id,
+            _product.c.title,
+            _product.c.image,
+            _product.c.likes,
+            liked.label("liked"),
+        )
+        .where(_product.c.deleted.is_(False))
+        .order_by(_product.c.id)
+    )
+    with db.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        {
+            "id": r.id,
+            "title": r.title,
+            "image": r.image,
+            "likes": r.likes,
+            "liked": bool(r.liked),
+        }
+        for r in rows
+    ]
+
+
+def like(shopper_id, product_id):
+    """Record shopper_id's like of product_id and its outbox event in one transaction."""
+    with db.engine.connect() as conn, conn.begin():
+        # Lock the product row first (like and unlike both do), so the two never deadlock.
+        counts = _bump_likes(conn, product_id, 1)
+        if counts is None:
+            raise ProductNotFound(product_id)
+        likes, seq = counts
+        try:
+            conn.execute(
+                _INSERT_LIKE,
+                {
+                    "shopper_id": shopper_id,
+                    "product_id": product_id,
+                    "created_at": utcnow(),
+                },
+            )
+        except IntegrityError as exc:
+            # The product row exists and is locked, so the only constraint left is (shopper, product).
+            raise AlreadyLiked(product_id) from exc
+        enqueue_core(conn, PRODUCT_LIKED, {"product_id": product_id, "likes": likes, "seq": seq})
+    return {"id": product_id, "likes": likes, "liked": True}
+
+
+def unlike(shopper_id, product_id):
+    """Remove shopper_id's like of product_id and record the outbox event in one transaction."""
+    with db.engine.connect() as conn, conn.begin():
+        counts = _bump_likes(conn, product_id, -1)
+        if counts is None:
+            raise ProductNotFound(product_id)
+        deleted = conn.execute(_DELETE_LIKE, {"sid": shopper_id, "pid": product_id})
+        if deleted.rowcount == 0:
+            # Leaving the block rolls the counter change back.
+            raise NotLiked(product_id)
+        likes, seq = counts
+        enqueue_core(
+            conn,
+            PRODUCT_UNLIKED,
+            {"product_id": product_id, "likes": likes, "seq": seq},
+        )
+    return {"id": product_id, "likes": likes, "liked": False}
+
+
+# --- readiness -----------------------------------------------------------------------------
+
+
+def check_database():
+    """Return the database check: can we run SELECT 1."""
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"ok": True}
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        logger.warning("readiness: database check failed: %s", type(exc).__name__)
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def check_outbox(now=None):
+    """Return the outbox check: pending rows and the age of the oldest (not ok above 60 s)."""
+    now = now or utcnow()
+    try:
+        with db.engine.connect() as conn:
+            pending, oldest = conn.execute(
+                select(func.count(), func.min(_outbox.c.created_at)).where(_outbox.c.published_at.is_(None))
+            ).one()
+    except Exception as exc:  # noqa: BLE001
+        return {
+            "ok": False,
+            "pending": None,
+            "oldest_age_seconds": None,
+            "error": type(exc).__name__,
+        }
+    age = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+    return {
+        "ok": age <= OUTBOX_MAX_AGE_SECONDS,
+        "pending": int(pending),
+        "oldest_age_seconds": round(age, 3),
+    }
+
+
+def check_consumer(now=None):
+    """Return the consumer check: main-consumer's heartbeat is at most 30 s old."""
+    now = now or utcnow()
+    try:
+        with db.engine.connect() as conn:
+            last_seen = conn.execute(
+                select(WorkerHeartbeat.__table__.c.last_seen).where(
+                    WorkerHeartbeat.__table__.c.name == CONSUMER_HEARTBEAT_NAME
+                )
+            ).scalar()
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "last_seen_age_seconds": None, "error": type(exc).__name__}
+    if last_seen is None:
+        return {"ok": False, "last_seen_age_seconds": None}
+    age = max(0.0, (now - last_seen).total_seconds())
+    return {
+        "ok": age <= CONSUMER_MAX_SILENCE_SECONDS,
+        "last_seen_age_seconds": round(age, 3),
+    }
+
+
+def broker_parameters(url, ca_file=None):
+    """Return pika connection parameters for url, verifying TLS (CA file or system CAs) for amqps."""
+    import pika
+
+    params = pika.URLParameters(url)
+    if url.startswith("amqps://"):
+        context = ssl.create_default_context(cafile=ca_file)
+        params.ssl_options = pika.SSLOptions(context, server_hostname=params.host)
+    return params
+
+
+_broker_cache = {}
+_broker_lock = threading.Lock()
+
+
+def check_broker(url, ca_file=None, ttl=BROKER_CHECK_TTL_SECONDS):
+    """Return the broker check: can we open an AMQP connection (result cached for ttl seconds)."""
+    key = (url, ca_file)
+    cached = _broker_cache.get(key)
+    if cached and time.monotonic() - cached[0] < ttl:
+        return dict(cached[1])
+    with _broker_lock:
+        result = _connect_broker(url, ca_file)
+        _broker_cache[key] = (time.monotonic(), result)
+    return dict(result)
+
+
+def _connect_broker(url, ca_file):
+    import pika
+
+    try:
+        params = broker_parameters(url, ca_file)
+        params.connection_attempts = 1
+        params.retry_delay = 0
+        params.socket_timeout = 1.5
+        params.blocked_connection_timeout = 1.5
+        params.stack_timeout = 2
+        # pika logs a refused connection at ERROR; the probe reports it once as a warning instead.
+        with quiet_loggers("pika"):
+            pika.BlockingConnection(params).close()
+        return {"ok": True}
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("readiness: broker check failed: %s", type(exc).__name__)
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def readiness(config):
+    """Return (ready, checks) for /ready: database, broker, outbox and consumer."""
+    checks = {"database": check_database()}
+    checks["broker"] = check_broker(config["RABBITMQ_URL"], config.get("RABBITMQ_CA_FILE"))
+    checks["outbox"] = check_outbox()
+    checks["consumer"] = check_consumer()
+    return all(c["ok"] for c in checks.values()), checks

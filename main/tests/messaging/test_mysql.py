@@ -1,0 +1,105 @@
+"""Messaging on MariaDB: version rules, dedupe and SKIP LOCKED claims between two relays."""
+
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.messaging.consumer import ACKED, DUPLICATE, Consumer
+from app.messaging.outbox import enqueue
+from app.messaging.relay import Relay
+from app.models import Product
+from tests.conftest import make_app
+from tests.messaging.conftest import FakeChannel, admin_event
+
+pytestmark = pytest.mark.mysql
+
+
+@pytest.fixture
+def mysql_app(mysql_database_url):
+    app = make_app(mysql_database_url)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def product_event(event_type, pid, version, title="t"):
+    return admin_event(
+        event_type, {"id": pid, "title": title, "image": "", "version": version}
+    )
+
+
+def test_apply_rules_hold_on_mariadb(mysql_app):
+    channel = FakeChannel()
+    create = product_event("product.created", 1, 1, "old")
+    events = [
+        product_event("product.updated", 1, 2, "new"),
+        create,
+        create,
+        admin_event("product.deleted", {"id": 2, "version": 2}),
+        product_event("product.created", 2, 1),
+        product_event("product.updated", 3, 1, "same"),
+        product_event("product.updated", 3, 1, "same"),  # identical values, new id
+    ]
+    with mysql_app.app_context():
+        worker = Consumer(channel, lambda _s: None)
+        outcomes = [worker.handle(*channel.delivery(env)) for env in events]
+        rows = {
+            p.id: (p.title, p.version, p.deleted)
+            for p in db.session.execute(select(Product)).scalars()
+        }
+
+    assert outcomes == [ACKED, ACKED, DUPLICATE, ACKED, ACKED, ACKED, ACKED]
+    assert rows == {1: ("new", 2, False), 2: ("", 2, True), 3: ("same", 1, False)}
+    assert channel.acked == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_two_relays_never_claim_the_same_rows(mysql_app):
+    with mysql_app.app_context():
+        for i in range(6):
+            enqueue(
+                db.session, "product.liked", {"product_id": i + 1, "likes": 1, "seq": 1}
+            )
+        db.session.commit()
+        db.session.remove()
+
+    first_claimed = threading.Event()
+    second_done = threading.Event()
+    seen = {}
+
+    class Publisher:
+        def __init__(self, name, hold):
+            self.name, self.hold = name, hold
+
+        def publish_batch(self, messages):
+            seen[self.name] = [m.row_id for m in messages]
+            if self.hold:
+                # Keep the rows locked until the other relay has made its claim.
+                first_claimed.set()
+                assert second_done.wait(30)
+            return {m.event_id: None for m in messages}
+
+    errors = []
+
+    def run(name, hold):
+        try:
+            with mysql_app.app_context():
+                Relay(Publisher(name, hold), batch_size=3).run_once()
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(exc)
+        finally:
+            if not hold:
+                second_done.set()
+
+    a = threading.Thread(target=run, args=("a", True))
+    a.start()
+    assert first_claimed.wait(30)
+    b = threading.Thread(target=run, args=("b", False))
+    b.start()
+    b.join(30)
+    a.join(30)
+
+    assert errors == []
+    assert seen == {"a": [1, 2, 3], "b": [4, 5, 6]}

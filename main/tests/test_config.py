@@ -1,0 +1,80 @@
+"""Settings from the environment; production fails fast with the list of what is missing."""
+
+import pytest
+
+from app import create_app
+from app.config import (
+    DEFAULT_SQLITE_URL,
+    INSECURE_DEV_SECRET_KEY,
+    ConfigError,
+    load_config,
+    normalise_database_url,
+)
+
+
+def test_development_defaults():
+    config = load_config({})
+
+    assert config["APP_ENV"] == "development"
+    assert config["SQLALCHEMY_DATABASE_URI"] == DEFAULT_SQLITE_URL
+    assert config["SECRET_KEY"] == INSECURE_DEV_SECRET_KEY
+    assert config["RABBITMQ_URL"] == "amqp://guest:guest@127.0.0.1:5672/%2F"
+    assert config["OUTBOX_WAKEUP_ADDR"] == "127.0.0.1:7802"
+    assert config["CORS_ALLOWED_ORIGINS"] == []
+    assert config["OTEL_EXPORTER_OTLP_ENDPOINT"] is None
+
+
+def test_production_lists_every_missing_setting():
+    with pytest.raises(ConfigError) as excinfo:
+        load_config({"APP_ENV": "production"})
+
+    message = str(excinfo.value)
+    for name in ("SECRET_KEY", "RABBITMQ_URL", "DATABASE_URL"):
+        assert name in message
+
+
+def test_production_with_everything_set():
+    config = load_config(
+        {
+            "APP_ENV": "production",
+            "SECRET_KEY": "s3cret",
+            "RABBITMQ_URL": "amqps://u:p@mq.example:5671/%2F",
+            "DATABASE_URL": "mysql://u:p@db:3306/main",
+            "CORS_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+        }
+    )
+
+    assert config["SECRET_KEY"] == "s3cret"
+    assert config["SQLALCHEMY_DATABASE_URI"] == "mysql+pymysql://u:p@db:3306/main?charset=utf8mb4"
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is False
+    assert config["CORS_ALLOWED_ORIGINS"] == ["https://a.example", "https://b.example"]
+
+
+def test_create_app_refuses_production_without_settings(monkeypatch):
+    for name in ("SECRET_KEY", "RABBITMQ_URL", "DATABASE_URL", "DB_SECRET_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("APP_ENV", "production")
+
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_unknown_app_env_is_refused():
+    with pytest.raises(ConfigError):
+        load_config({"APP_ENV": "staging"})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+        ("mysql://u:p@h:3306/db", "mysql+pymysql://u:p@h:3306/db?charset=utf8mb4"),
+        ("mysql://u:p@h/db?ssl=1", "mysql+pymysql://u:p@h/db?ssl=1&charset=utf8mb4"),
+        (
+            "mysql+pymysql://u:p@h/db?charset=latin1",
+            "mysql+pymysql://u:p@h/db?charset=latin1",
+        ),
+    ],
+)
+def test_database_url_normalisation(given, expected):
+    assert normalise_database_url(given) == expected

@@ -1,0 +1,169 @@
+"""The compose stack's broker users have least privilege (grafana-prometheus/rabbitmq/provision-users.sh).
+
+The script itself runs (`--provision-only`) against a throwaway node, with rabbitmqctl pointed at
+that node through the environment, so a change to the script is what this test checks. Then each
+service's own topology code declares what it touches as its own user, and the test proves what
+each user may and may not do.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pika
+import pytest
+
+from harness.servers import RABBIT_BIN, RabbitNode
+from harness.services import ADMIN_DIR, MAIN_DIR, ROOT
+
+SCRIPT = ROOT / "grafana-prometheus" / "rabbitmq" / "provision-users.sh"
+USERS = {
+    "admin": ("admin-svc", "admin-amqp-test-pw"),
+    "main": ("main-svc", "main-amqp-test-pw"),
+}
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    # admin's `messaging` and main's `app.messaging` are different packages: load each file by path.
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TOPOLOGIES = {
+    "admin": _load("users_test_admin_topology", ADMIN_DIR / "messaging" / "topology.py"),
+    "main": _load("users_test_main_topology", MAIN_DIR / "app" / "messaging" / "topology.py"),
+}
+OTHER = {"admin": "main", "main": "admin"}
+
+
+def _run_script(node: RabbitNode, marker: Path) -> subprocess.CompletedProcess:
+    env = node.env()
+    env.update(
+        PATH=f"{RABBIT_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        ADMIN_AMQP_USER=USERS["admin"][0],
+        ADMIN_AMQP_PASSWORD=USERS["admin"][1],
+        MAIN_AMQP_USER=USERS["main"][0],
+        MAIN_AMQP_PASSWORD=USERS["main"][1],
+        PROVISION_MARKER=str(marker),
+    )
+    return subprocess.run(
+        ["/bin/sh", str(SCRIPT), "--provision-only"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """Return a throwaway node provisioned by the script (run twice: it must be idempotent)."""
+    node = RabbitNode()
+    marker = tmp_path_factory.mktemp("provision") / "users-provisioned"
+    try:
+        node.start()
+        for _ in range(2):
+            res = _run_script(node, marker)
+            assert res.returncode == 0, f"provision-users.sh failed:\n{res.stdout}\n{res.stderr}"
+            assert marker.exists(), res.stdout
+        yield node
+    finally:
+        node.cleanup()
+
+
+def _connect(node: RabbitNode, service: str) -> pika.BlockingConnection:
+    user, password = USERS[service]
+    url = f"amqp://{user}:{password}@127.0.0.1:{node.amqp_port}/%2F"
+    return pika.BlockingConnection(TOPOLOGIES[service].connection_parameters(url, None))
+
+
+@pytest.fixture(scope="module")
+def declared(provisioned: RabbitNode) -> RabbitNode:
+    """Let each service declare its own topology as its own user (what relay and consumer do at start)."""
+    for service in ("admin", "main"):
+        with _connect(provisioned, service) as conn:
+            TOPOLOGIES[service].declare_all(conn.channel())
+    return provisioned
+
+
+def test_guest_is_deleted(provisioned: RabbitNode) -> None:
+    res = provisioned.ctl("list_users", "--formatter", "json")
+    assert res.returncode == 0, res.stderr
+    assert "guest" not in res.stdout
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        provisioned.connection(connection_attempts=1)
+
+
+def test_service_users_are_not_administrators(provisioned: RabbitNode) -> None:
+    res = provisioned.ctl("list_users")
+    assert res.returncode == 0, res.stderr
+    tags = {line.split("\t")[0]: line.split("\t", 1)[1] for line in res.stdout.splitlines() if "\t" in line}
+    assert tags[USERS["admin"][0]].strip("[] ") == ""
+    assert tags[USERS["main"][0]].strip("[] ") == ""
+
+
+def test_a_wrong_password_is_refused(provisioned: RabbitNode) -> None:
+    url = f"amqp://{USERS['admin'][0]}:wrong@127.0.0.1:{provisioned.amqp_port}/%2F"
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        pika.BlockingConnection(TOPOLOGIES["admin"].connection_parameters(url, None))
+
+
+@pytest.mark.parametrize("service", ["admin", "main"])
+def test_a_service_publishes_to_its_exchange_and_consumes_its_queue(
+    declared: RabbitNode, service: str
+) -> None:
+    own, other = TOPOLOGIES[service], TOPOLOGIES[OTHER[service]]
+    with _connect(declared, OTHER[service]) as pub_conn, _connect(declared, service) as conn:
+        # The other service publishes an event that lands in this service's queue ...
+        pub = pub_conn.channel()
+        pub.confirm_delivery()
+        pub.basic_publish(other.EVENTS_EXCHANGE, "product.updated", b"{}", mandatory=True)
+        # ... and this one publishes to its own exchange and consumes its own queue.
+        channel = conn.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(own.EVENTS_EXCHANGE, "product.updated", b"{}")
+        method, _, _ = channel.basic_get(own.QUEUE, auto_ack=True)
+        assert method is not None, f"nothing in queue {own.QUEUE}"
+        # Its dead letters are its own to list.
+        channel.queue_declare(own.DEAD_LETTER_QUEUE, passive=True)
+        channel.basic_get(own.DEAD_LETTER_QUEUE, auto_ack=False)
+
+
+@pytest.mark.parametrize("service", ["admin", "main"])
+def test_a_service_cannot_consume_the_other_services_queue(declared: RabbitNode, service: str) -> None:
+    other = TOPOLOGIES[OTHER[service]]
+    for queue in (other.QUEUE, other.DEAD_LETTER_QUEUE):
+        with _connect(declared, service) as conn:
+            channel = conn.channel()
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+                channel.basic_consume(queue, lambda *a: None)
+            assert info.value.reply_code == 403, info.value
+
+
+@pytest.mark.parametrize("service", ["admin", "main"])
+def test_a_service_cannot_publish_to_the_other_services_exchange(declared: RabbitNode, service: str) -> None:
+    other = TOPOLOGIES[OTHER[service]]
+    with _connect(declared, service) as conn:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+            channel.basic_publish(other.EVENTS_EXCHANGE, "product.updated", b"{}")
+        assert info.value.reply_code == 403, info.value
+
+
+@pytest.mark.parametrize("service", ["admin", "main"])
+def test_a_service_cannot_reconfigure_the_other_services_queue(declared: RabbitNode, service: str) -> None:
+    other = TOPOLOGIES[OTHER[service]]
+    with _connect(declared, service) as conn:
+        channel = conn.channel()
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+            channel.queue_delete(other.QUEUE)
+        assert info.value.reply_code == 403, info.value

@@ -1,0 +1,96 @@
+"""Poison messages go to the dead-letter queue; the consumers keep processing the good ones."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from faults.support import (
+    assert_converged,
+    new_products,
+    peek_message_ids,
+    publish_raw,
+    queue_depth,
+    wait_visible_in_main,
+)
+
+
+def _envelope(event_type: str, data: dict, producer: str) -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "type": event_type,
+        "version": 1,
+        "occurred_at": "2026-11-22T03:00:00.123456Z",
+        "producer": producer,
+        "data": data,
+    }
+
+
+def _poison(
+    exchange: str, producer: str, good_type: str, good_data: dict
+) -> list[tuple[str, bytes, str | None, str]]:
+    """Return (routing key, body, message_id, type) of messages that can never be applied."""
+    unknown = _envelope("product.exploded", good_data, producer)
+    bad_data = _envelope(good_type, {**good_data, next(iter(good_data)): "not-a-number"}, producer)
+    future = {**_envelope(good_type, good_data, producer), "version": 99}
+    no_id = _envelope(good_type, good_data, producer)
+    return [
+        (good_type, b'{"id": "broken', str(uuid.uuid4()), good_type),  # bad JSON
+        ("product.exploded", json.dumps(unknown).encode(), unknown["id"], unknown["type"]),  # unknown type
+        (good_type, json.dumps(bad_data).encode(), bad_data["id"], good_type),  # bad data
+        (good_type, json.dumps(future).encode(), future["id"], good_type),  # unsupported version
+        (good_type, json.dumps(no_id).encode(), None, good_type),  # missing AMQP message_id
+    ]
+
+
+def _wait_depth(amqp_url: str, queue: str, minimum: int, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while (depth := queue_depth(amqp_url, queue)) < minimum:
+        assert time.monotonic() < deadline, f"{queue} has {depth} messages, expected >= {minimum}"
+        time.sleep(0.1)
+    return depth
+
+
+def test_poison_messages_are_dead_lettered_and_the_good_ones_still_flow(fs):
+    before = {q: queue_depth(fs.amqp_url, q) for q in ("main.dlq", "admin.dlq")}
+    to_main = _poison(
+        "admin.events",
+        "admin",
+        "product.updated",
+        {"id": 1, "title": "poison", "image": "https://e.x/p.png", "version": 1},
+    )
+    to_admin = _poison("main.events", "main", "product.liked", {"product_id": 1, "likes": 1, "seq": 1})
+    for key, body, message_id, event_type in to_main:
+        publish_raw(
+            fs.amqp_url,
+            "admin.events",
+            key,
+            body,
+            message_id=message_id,
+            event_type=event_type,
+            app_id="admin",
+        )
+    for key, body, message_id, event_type in to_admin:
+        publish_raw(
+            fs.amqp_url, "main.events", key, body, message_id=message_id, event_type=event_type, app_id="main"
+        )
+
+    # Good events published after the poison still get through, in both directions.
+    ids = new_products(fs.admin, 2, "after-poison")
+    wait_visible_in_main(fs.shop, ids)
+    with fs.shop.shopper() as shopper:
+        assert fs.shop.like(shopper, ids[0]).status_code == 200
+    assert_converged(fs.ep, expected_likes={ids[0]: 1, ids[1]: 0}, timeout=60)
+
+    _wait_depth(fs.amqp_url, "main.dlq", before["main.dlq"] + len(to_main))
+    _wait_depth(fs.amqp_url, "admin.dlq", before["admin.dlq"] + len(to_admin))
+    for queue, sent in (("main.dlq", to_main), ("admin.dlq", to_admin)):
+        dead = peek_message_ids(fs.amqp_url, queue)
+        assert len(dead) == before[queue] + len(sent), dead
+        assert {m for _, _, m, _ in sent if m} <= set(dead), (queue, dead)
+    for name in ("main-consumer", "admin-consumer"):
+        assert fs.services.procs[name].running, fs.services.procs[name].log_tail()
+    # Nothing is stuck in the work queues: poison is not requeued forever.
+    assert queue_depth(fs.amqp_url, "main") == 0
+    assert queue_depth(fs.amqp_url, "admin") == 0

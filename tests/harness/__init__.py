@@ -1,0 +1,1 @@
+"""Test harness: throwaway real servers (RabbitMQ, MariaDB, Prometheus) and the service processes."""

@@ -1,0 +1,246 @@
+"""Benchmark main's like endpoint: one gunicorn sync worker on a real MariaDB, driven by wrk.
+
+Run from the repository root: `.venv/bin/python tests/load/bench_likes.py` (or `make bench`).
+Starts a throwaway MariaDB, migrates main's schema into it, inserts BENCH_PRODUCTS products,
+starts main under gunicorn with ONE sync worker (WEB_CONCURRENCY=1), then runs wrk with
+BENCH_CONNECTIONS connections for BENCH_SECONDS against
+  (a) POST /flask/api/products/<id>/like, a different product id per request and no cookie, so
+      every request is a new shopper's like (the full transaction: like row, counter, outbox row);
+  (b) GET /flask/api/health on the same gunicorn setup, the trivial baseline.
+Prints likes/s, p50/p99 latency, non-2xx count, the baseline's req/s, the ratio and the worker count.
+Targets (issue 4, reported only): > 600 likes/s, >= 25 % of the baseline, p99 < 50 ms at 16 clients.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))
+
+from harness.servers import MariaDB, free_port  # noqa: E402
+
+REPO = TESTS.parent
+MAIN_DIR = REPO / "main"
+VENV_BIN = REPO / ".venv" / "bin"
+PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "1000"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+WORKERS = int(os.environ.get("WEB_CONCURRENCY", "1"))
+# Another gunicorn config (path relative to main/), e.g. one that wraps the worker in cProfile.
+GUNICORN_CONF = os.environ.get("BENCH_GUNICORN_CONF", "gunicorn.conf.py")
+
+LIKE_LUA = """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/flask/api/products/" .. ((counter %% %d) + 1) .. "/like")
+end
+"""
+
+
+def out(text: str = "") -> None:
+    """Write one line of results to stdout."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Poll url until it answers 200, failing early if proc dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def parse_ms(value: str) -> float:
+    """Convert a wrk duration such as 812.00us, 3.21ms or 1.02s to milliseconds."""
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(url: str, script: Path | None = None) -> dict:
+    """Run wrk against url and return req/s, p50/p99 (ms), total and non-2xx counts."""
+    args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "--timeout", "5s"]
+    if script:
+        args += ["-s", str(script)]
+    text = subprocess.run(
+        [*args, url], capture_output=True, text=True, check=True, timeout=SECONDS + 60
+    ).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = re.search(r"Socket errors: (.*)", text)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+        "p50": parse_ms(re.search(r"\s50%\s+(\S+)", text).group(1)),
+        "p99": parse_ms(re.search(r"\s99%\s+(\S+)", text).group(1)),
+        "total": int(re.search(r"(\d+) requests in", text).group(1)),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": errors.group(1) if errors else "none",
+        "raw": text,
+    }
+
+
+def server_side_durations(log_path: Path) -> dict[str, tuple[int, float, float]]:
+    """Return {path kind: (count, p50 ms, p99 ms)} from gunicorn's JSON access lines."""
+    samples: dict[str, list[float]] = {}
+    for line in log_path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("logger") != "gunicorn.access":
+            continue
+        kind = "like" if record["path"].endswith("/like") else record["path"]
+        samples.setdefault(kind, []).append(record["duration_ms"])
+    result = {}
+    for kind, values in samples.items():
+        values.sort()
+        result[kind] = (
+            len(values),
+            values[len(values) // 2],
+            values[min(len(values) - 1, int(len(values) * 0.99))],
+        )
+    return result
+
+
+def main() -> int:
+    """Start MariaDB and main, run both wrk passes, print the figures, stop everything."""
+    if not shutil.which("wrk"):
+        out("wrk is not installed")
+        return 2
+    mariadb, gunicorn, workdir = MariaDB(), None, Path(tempfile.mkdtemp(prefix="bench-likes-"))
+    try:
+        mariadb.start()
+        database_url = mariadb.create_db_user("bench_main", "bench_main", "bench-main-pw")
+        port = free_port()
+        env = {
+            **os.environ,
+            "APP_ENV": "development",
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "bench-secret",
+            "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1/%2F",
+            "OUTBOX_WAKEUP_ADDR": f"127.0.0.1:{free_port()}",  # nobody listens: the datagram is dropped
+            "WEB_CONCURRENCY": str(WORKERS),
+            "PORT": str(port),
+            "PROMETHEUS_MULTIPROC_DIR": str(workdir),
+            "LOG_LEVEL": "INFO",
+        }
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        subprocess.run(
+            [str(VENV_BIN / "flask"), "--app", "app", "db", "upgrade"],
+            cwd=MAIN_DIR,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        with mariadb.connect("bench_main", "bench_main", "bench-main-pw") as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO product (id, title, image, version, likes, likes_seq, deleted, updated_at)"
+                " VALUES (%s, %s, '', 1, 0, 0, 0, NOW(6))",
+                [(i, f"Product {i}") for i in range(1, PRODUCTS + 1)],
+            )
+            conn.commit()
+        log = open(workdir / "gunicorn.log", "w")  # noqa: SIM115 - closed with the workdir
+        gunicorn = subprocess.Popen(
+            [
+                str(VENV_BIN / "gunicorn"),
+                "-c",
+                GUNICORN_CONF,
+                "--bind",
+                f"127.0.0.1:{port}",
+                "app:create_app()",
+            ],
+            cwd=MAIN_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/flask/api/health", gunicorn)
+        script = workdir / "like.lua"
+        script.write_text(LIKE_LUA % PRODUCTS)
+
+        load_before = os.getloadavg()[0]
+        likes = run_wrk(f"{base}/flask/api/products/1/like", script)
+        health = run_wrk(f"{base}/flask/api/health")
+
+        with mariadb.connect("bench_main", "bench_main", "bench-main-pw") as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*), (SELECT SUM(likes) FROM product), (SELECT COUNT(*) FROM outbox)"
+                " FROM product_like"
+            )
+            like_rows, like_sum, outbox_rows = cur.fetchone()
+
+        ratio = likes["rps"] / health["rps"] if health["rps"] else 0.0
+        out(
+            f"main like benchmark: gunicorn sync workers={WORKERS}, "
+            f"wrk {CONNECTIONS} connections x {SECONDS}s, "
+            f"MariaDB {mariadb.port}, {PRODUCTS} products"
+        )
+        out(
+            f"  POST like : {likes['rps']:8.1f} likes/s  "
+            f"p50 {likes['p50']:6.2f} ms  p99 {likes['p99']:6.2f} ms  "
+            f"requests {likes['total']}  non-2xx {likes['non_2xx']}  socket errors {likes['socket_errors']}"
+        )
+        out(
+            f"  GET health: {health['rps']:8.1f} req/s    "
+            f"p50 {health['p50']:6.2f} ms  p99 {health['p99']:6.2f} ms"
+        )
+        out(f"  ratio likes/health: {ratio:.1%}")
+        # The machine is shared: a high load average means the figures understate the service.
+        out(f"  load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+        out(f"  database: {like_rows} like rows, sum(likes) {like_sum}, {outbox_rows} outbox rows")
+        out(
+            "  targets: > 600 likes/s, ratio >= 25 %, p99 < 50 ms -> "
+            + ", ".join(
+                [
+                    f"rate {'met' if likes['rps'] > 600 else 'NOT met'}",
+                    f"ratio {'met' if ratio >= 0.25 else 'NOT met'}",
+                    f"p99 {'met' if likes['p99'] < 50 else 'NOT met'}",
+                ]
+            )
+        )
+        server = server_side_durations(workdir / "gunicorn.log")
+        for path, (count, p50, p99) in sorted(server.items()):
+            out(
+                f"  server-side (gunicorn access log) {path}: {count} requests, "
+                f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+            )
+        if os.environ.get("BENCH_SHOW_LOG"):
+            out((workdir / "gunicorn.log").read_text()[-3000:])
+        return 0
+    finally:
+        if gunicorn is not None and gunicorn.poll() is None:
+            os.killpg(gunicorn.pid, signal.SIGTERM)
+            try:
+                gunicorn.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(gunicorn.pid, signal.SIGKILL)
+                gunicorn.wait()
+        mariadb.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        mariadb.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
