@@ -11,17 +11,22 @@ VAR    := $(ROOT)/var
 STAMP  := $(VENV)/.installed
 NPM_STAMP := $(ROOT)/frontend/node_modules/.installed
 
-# Embedded defaults for `make run`: SQLite per service under var/, a local RabbitMQ node.
-export APP_ENV            ?= development
-export LOG_LEVEL          ?= INFO
-export RABBITMQ_URL       ?= amqp://guest:guest@127.0.0.1:5672/%2F
-export ADMIN_DATABASE_URL ?= sqlite:///$(VAR)/admin.sqlite3
-export MAIN_DATABASE_URL  ?= sqlite:///$(VAR)/main.sqlite3
-export ADMIN_USERNAME     ?= admin
-export ADMIN_PASSWORD     ?= admin
-export ADMIN_EMAIL        ?= admin@example.com
-export DJANGO_ADMIN_URL   ?= django-admin/
-export PYTHONUNBUFFERED   := 1
+# Embedded defaults for `make run`: SQLite per service under var/, a local RabbitMQ node. Any of
+# them can be overridden from the environment; they are passed to the app's processes only, never
+# to the test suites.
+APP_ENV            ?= development
+LOG_LEVEL          ?= INFO
+RABBITMQ_URL       ?= amqp://guest:guest@127.0.0.1:5672/%2F
+ADMIN_DATABASE_URL ?= sqlite:///$(VAR)/admin.sqlite3
+MAIN_DATABASE_URL  ?= sqlite:///$(VAR)/main.sqlite3
+ADMIN_USERNAME     ?= admin
+ADMIN_PASSWORD     ?= admin
+ADMIN_EMAIL        ?= admin@example.com
+DJANGO_ADMIN_URL   ?= django-admin/
+RUN_ENV := APP_ENV=$(APP_ENV) LOG_LEVEL=$(LOG_LEVEL) RABBITMQ_URL='$(RABBITMQ_URL)' \
+	ADMIN_DATABASE_URL='$(ADMIN_DATABASE_URL)' MAIN_DATABASE_URL='$(MAIN_DATABASE_URL)' \
+	ADMIN_USERNAME='$(ADMIN_USERNAME)' ADMIN_PASSWORD='$(ADMIN_PASSWORD)' ADMIN_EMAIL='$(ADMIN_EMAIL)' \
+	DJANGO_ADMIN_URL='$(DJANGO_ADMIN_URL)' PYTHONUNBUFFERED=1
 
 .PHONY: help
 help: ## list the targets
@@ -39,8 +44,10 @@ system-deps-run:
 $(STAMP): admin/requirements.txt main/requirements.txt requirements-dev.txt
 	@echo "==> creating $(VENV) and installing pinned Python packages"
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@$(PIP) install -q --upgrade pip
-	@$(PIP) install -q -r admin/requirements.txt -r main/requirements.txt -r requirements-dev.txt
+	@# (grep drops this machine's pip-config noise about missing local package folders)
+	@set -o pipefail; $(PIP) install -q --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
+	@set -o pipefail; $(PIP) install -q -r admin/requirements.txt -r main/requirements.txt -r requirements-dev.txt \
+	  2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@
 
 deps: $(STAMP) ## create .venv and install the pinned Python packages
@@ -63,10 +70,10 @@ frontend-build: $(NPM_STAMP) ## build the SPA into frontend/dist
 prepare: system-deps-run deps frontend-build
 	@mkdir -p $(VAR)
 	@echo "==> migrating the databases, creating the superuser, loading demo products"
-	@cd admin && LOG_LEVEL=WARNING DATABASE_URL="$(ADMIN_DATABASE_URL)" $(PY) manage.py migrate --noinput -v 0
-	@cd main && LOG_LEVEL=WARNING DATABASE_URL="$(MAIN_DATABASE_URL)" $(VENV)/bin/flask --app app db upgrade
-	@cd admin && LOG_LEVEL=WARNING DATABASE_URL="$(ADMIN_DATABASE_URL)" $(PY) manage.py ensure_superuser
-	@cd admin && LOG_LEVEL=WARNING DATABASE_URL="$(ADMIN_DATABASE_URL)" $(PY) manage.py seed_demo
+	@cd admin && env $(RUN_ENV) LOG_LEVEL=WARNING DATABASE_URL='$(ADMIN_DATABASE_URL)' $(PY) manage.py migrate --noinput -v 0
+	@cd main && env $(RUN_ENV) LOG_LEVEL=WARNING DATABASE_URL='$(MAIN_DATABASE_URL)' $(VENV)/bin/flask --app app db upgrade
+	@cd admin && env $(RUN_ENV) LOG_LEVEL=WARNING DATABASE_URL='$(ADMIN_DATABASE_URL)' $(PY) manage.py ensure_superuser
+	@cd admin && env $(RUN_ENV) LOG_LEVEL=WARNING DATABASE_URL='$(ADMIN_DATABASE_URL)' $(PY) manage.py seed_demo
 
 run: prepare ## start the whole app on embedded defaults (Ctrl-C stops it)
 	@echo
@@ -79,7 +86,7 @@ run: prepare ## start the whole app on embedded defaults (Ctrl-C stops it)
 	@echo "  Data                 $(VAR)   (make reset wipes it)"
 	@echo
 	@touch $(VAR)/run.env   # honcho would otherwise read ./.env, which belongs to docker compose
-	@exec $(VENV)/bin/honcho start -f Procfile -d $(ROOT) -e $(VAR)/run.env
+	@exec env $(RUN_ENV) $(VENV)/bin/honcho start -f Procfile -d $(ROOT) -e $(VAR)/run.env
 
 reset: ## delete the data of `make run` (SQLite files, the dev RabbitMQ node)
 	rm -rf $(VAR)
@@ -172,10 +179,7 @@ check: deps frontend-deps ## static checks: ruff, eslint + tsc, dashboards, band
 	cd frontend && npm run --silent lint && npm run --silent typecheck
 	$(PY) grafana-prometheus/build_dashboards.py --check
 	$(VENV)/bin/bandit -q -r admin main -x '*/tests/*,*/migrations/*,*/node_modules/*' -lll
-	@# Tracked and not-yet-committed files (not ignored ones); a finding not in the baseline fails.
-	git ls-files -z --cached --others --exclude-standard \
-	  | xargs -0 $(VENV)/bin/detect-secrets-hook --baseline .secrets.baseline \
-	      --exclude-files '(^|/)(package-lock\.json|\.secrets\.baseline)$$'
+	$(PY) .ci/secrets-scan
 	@mkdir -p $(VAR)
 	cd admin && $(CHECK_DEPLOY_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 	@echo "static checks: all passed"

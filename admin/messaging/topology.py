@@ -19,6 +19,9 @@ SOURCE_EXCHANGE = "main.events"
 QUEUE = "admin"
 DEAD_LETTER_EXCHANGE = "admin.dlx"
 DEAD_LETTER_QUEUE = "admin.dlq"
+# `dlq redrive` republishes here: bound only to admin's queue, so admin's broker user needs no
+# write on the default exchange (which would let it publish into any queue, main's included).
+REDRIVE_EXCHANGE = "admin.redrive"
 BINDING_KEYS = ("product.#",)
 DELIVERY_LIMIT = 5
 
@@ -76,7 +79,7 @@ def declare_publisher(channel) -> None:
 
 
 def declare_consumer(channel) -> None:
-    """Declare admin's queue, its dead-letter exchange and queue, and its binding to main.events."""
+    """Declare admin's queue, its dead-letter and redrive exchanges, the DLQ and the bindings."""
     channel.exchange_declare(exchange=SOURCE_EXCHANGE, exchange_type="topic", durable=True)
     channel.exchange_declare(exchange=DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
     channel.queue_declare(queue=DEAD_LETTER_QUEUE, durable=True, arguments=DEAD_LETTER_QUEUE_ARGUMENTS)
@@ -84,6 +87,8 @@ def declare_consumer(channel) -> None:
     channel.queue_declare(queue=QUEUE, durable=True, arguments=QUEUE_ARGUMENTS)
     for key in BINDING_KEYS:
         channel.queue_bind(queue=QUEUE, exchange=SOURCE_EXCHANGE, routing_key=key)
+    channel.exchange_declare(exchange=REDRIVE_EXCHANGE, exchange_type="fanout", durable=True)
+    channel.queue_bind(queue=QUEUE, exchange=REDRIVE_EXCHANGE)
 
 
 def declare_all(channel) -> None:

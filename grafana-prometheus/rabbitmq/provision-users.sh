@@ -6,11 +6,14 @@
 # a node that is already running (tests/deploy/test_broker_users.py).
 #
 # Permissions (configure / write / read regexes on vhost "/"), admin shown, main mirrors it:
-#   configure  admin, admin.dlq, admin.dlx, admin.events, main.events
+#   configure  admin, admin.dlq, admin.dlx, admin.events, admin.redrive, main.events
 #              (the consumer declares main.events itself so it can bind before main has started)
-#   write      admin.events (publish), admin + admin.dlq (bind), amq.default (`dlq redrive`),
+#   write      admin.events (publish), admin + admin.dlq (bind), admin.redrive (`dlq redrive`),
 #              admin.dlx (declaring a queue with x-dead-letter-exchange needs write on that exchange)
-#   read       admin + admin.dlq (consume, `dlq list`), admin.dlx + main.events (bind)
+#   read       admin + admin.dlq (consume, `dlq list`), admin.dlx + admin.redrive + main.events (bind)
+# No write on amq.default: the default exchange routes to every queue by name, so that grant would
+# let admin publish straight into main's queue. `dlq redrive` goes through admin.redrive, a fanout
+# exchange bound to queue admin alone.
 set -eu
 
 MARKER="${PROVISION_MARKER:-/tmp/users-provisioned}"
@@ -33,13 +36,13 @@ ensure_user() {  # name password configure write read
 provision() {
     rabbitmqctl -q await_startup --timeout 300
     ensure_user "$ADMIN_AMQP_USER" "$ADMIN_AMQP_PASSWORD" \
-        '^(admin|admin\.dlq|admin\.dlx|admin\.events|main\.events)$' \
-        '^(admin|admin\.dlq|admin\.dlx|admin\.events|amq\.default)$' \
-        '^(admin|admin\.dlq|admin\.dlx|main\.events)$'
+        '^(admin|admin\.dlq|admin\.dlx|admin\.events|admin\.redrive|main\.events)$' \
+        '^(admin|admin\.dlq|admin\.dlx|admin\.events|admin\.redrive)$' \
+        '^(admin|admin\.dlq|admin\.dlx|admin\.redrive|main\.events)$'
     ensure_user "$MAIN_AMQP_USER" "$MAIN_AMQP_PASSWORD" \
-        '^(main|main\.dlq|main\.dlx|main\.events|admin\.events)$' \
-        '^(main|main\.dlq|main\.dlx|main\.events|amq\.default)$' \
-        '^(main|main\.dlq|main\.dlx|admin\.events)$'
+        '^(main|main\.dlq|main\.dlx|main\.events|main\.redrive|admin\.events)$' \
+        '^(main|main\.dlq|main\.dlx|main\.events|main\.redrive)$' \
+        '^(main|main\.dlq|main\.dlx|main\.redrive|admin\.events)$'
     rabbitmqctl -q delete_user guest 2>/dev/null || true
     touch "$MARKER"
     log "done"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +21,7 @@ import pika
 import pytest
 
 from harness.servers import RABBIT_BIN, RabbitNode
-from harness.services import ADMIN_DIR, MAIN_DIR, ROOT
+from harness.services import ADMIN_DIR, MAIN_DIR, ROOT, base_env
 
 SCRIPT = ROOT / "grafana-prometheus" / "rabbitmq" / "provision-users.sh"
 USERS = {
@@ -41,6 +43,12 @@ TOPOLOGIES = {
     "main": _load("users_test_main_topology", MAIN_DIR / "app" / "messaging" / "topology.py"),
 }
 OTHER = {"admin": "main", "main": "admin"}
+# Each service's real `dlq redrive` command (SPEC: process commands), run as that service's user.
+REDRIVE_COMMANDS = {
+    "admin": (ADMIN_DIR, ["python", "manage.py", "dlq", "redrive"]),
+    "main": (MAIN_DIR, ["flask", "--app", "app", "dlq", "redrive"]),
+}
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def _run_script(node: RabbitNode, marker: Path) -> subprocess.CompletedProcess:
@@ -79,10 +87,24 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode
         node.cleanup()
 
 
-def _connect(node: RabbitNode, service: str) -> pika.BlockingConnection:
+def _url(node: RabbitNode, service: str) -> str:
     user, password = USERS[service]
-    url = f"amqp://{user}:{password}@127.0.0.1:{node.amqp_port}/%2F"
-    return pika.BlockingConnection(TOPOLOGIES[service].connection_parameters(url, None))
+    return f"amqp://{user}:{password}@127.0.0.1:{node.amqp_port}/%2F"
+
+
+def _connect(node: RabbitNode, service: str) -> pika.BlockingConnection:
+    return pika.BlockingConnection(TOPOLOGIES[service].connection_parameters(_url(node, service), None))
+
+
+def _depth(channel, queue: str) -> int:
+    return channel.queue_declare(queue, passive=True).method.message_count
+
+
+def _wait_for_depth(channel, queue: str, depth: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while (seen := _depth(channel, queue)) != depth:
+        assert time.monotonic() < deadline, f"{queue} holds {seen} message(s), expected {depth}"
+        channel.connection.process_data_events(time_limit=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +189,83 @@ def test_a_service_cannot_reconfigure_the_other_services_queue(declared: RabbitN
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
             channel.queue_delete(other.QUEUE)
         assert info.value.reply_code == 403, info.value
+
+
+@pytest.mark.parametrize("service", ["admin", "main"])
+def test_a_service_cannot_publish_into_the_other_services_queue_by_name(
+    declared: RabbitNode, service: str
+) -> None:
+    # The default exchange routes to every queue by its name; a grant on it reaches them all.
+    other = TOPOLOGIES[OTHER[service]]
+    with _connect(declared, service) as conn:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+            channel.basic_publish("", other.QUEUE, b"{}", mandatory=True)
+        assert info.value.reply_code == 403, info.value
+        assert "ACCESS_REFUSED" in info.value.reply_text
+
+
+@pytest.mark.parametrize("service", ["admin", "main"])
+def test_a_service_cannot_publish_to_the_other_services_redrive_exchange(
+    declared: RabbitNode, service: str
+) -> None:
+    other = TOPOLOGIES[OTHER[service]]
+    with _connect(declared, service) as conn:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+            channel.basic_publish(other.REDRIVE_EXCHANGE, "product.updated", b"{}", mandatory=True)
+        assert info.value.reply_code == 403, info.value
+
+
+@pytest.mark.parametrize("service", ["admin", "main"])
+def test_dlq_redrive_puts_a_dead_letter_back_through_the_services_own_redrive_exchange(
+    declared: RabbitNode, service: str, tmp_path: Path
+) -> None:
+    own, other = TOPOLOGIES[service], TOPOLOGIES[OTHER[service]]
+    event_id = str(uuid.uuid4())
+    with _connect(declared, OTHER[service]) as pub_conn, _connect(declared, service) as conn:
+        channel = conn.channel()
+        channel.queue_purge(own.QUEUE)
+        channel.queue_purge(own.DEAD_LETTER_QUEUE)
+        # The other service's event reaches this service's queue, which rejects it into its DLQ.
+        pub = pub_conn.channel()
+        pub.confirm_delivery()
+        pub.basic_publish(
+            other.EVENTS_EXCHANGE,
+            "product.updated",
+            b'{"probe": true}',
+            pika.BasicProperties(
+                message_id=event_id,
+                type="product.updated",
+                delivery_mode=2,
+                headers={"traceparent": TRACEPARENT},
+            ),
+            mandatory=True,
+        )
+        method, _, _ = channel.basic_get(own.QUEUE, auto_ack=False)
+        assert method is not None, f"nothing in queue {own.QUEUE}"
+        channel.basic_nack(method.delivery_tag, requeue=False)
+        _wait_for_depth(channel, own.DEAD_LETTER_QUEUE, 1)
+
+        # The service's own `dlq redrive`, as its own least-privileged user.
+        cwd, command = REDRIVE_COMMANDS[service]
+        env = base_env(
+            {
+                "RABBITMQ_URL": _url(declared, service),
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'redrive.sqlite3'}",
+            }
+        )
+        res = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert res.returncode == 0, f"{service} dlq redrive failed:\n{res.stdout}\n{res.stderr}"
+
+        _wait_for_depth(channel, own.QUEUE, 1)
+        assert _depth(channel, own.DEAD_LETTER_QUEUE) == 0
+        method, props, body = channel.basic_get(own.QUEUE, auto_ack=True)
+        assert method is not None, f"nothing redriven into {own.QUEUE}"
+        assert method.exchange == own.REDRIVE_EXCHANGE
+        assert method.routing_key == "product.updated"
+        assert (props.message_id, props.type, body) == (event_id, "product.updated", b'{"probe": true}')
+        assert props.headers["traceparent"] == TRACEPARENT
+        assert "x-death" not in props.headers

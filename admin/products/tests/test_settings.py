@@ -38,8 +38,8 @@ def test_env_helpers():
 
 def manage(*args, env):
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECRET_", "DB_"))}
-    base.pop("DATABASE_URL", None)
-    base.pop("TEST_DATABASE_URL", None)
+    for name in ("DATABASE_URL", "TEST_DATABASE_URL", "RABBITMQ_URL", "ALLOWED_HOSTS", "APP_ENV"):
+        base.pop(name, None)  # a developer's shell (or make) may export them
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ADMIN_DIR,

@@ -202,6 +202,8 @@ class Consumer:
             db.session.remove()
         except DATABASE_ERRORS:
             logger.warning("discarding the broken database session failed", exc_info=True)
+        # A driver error SQLAlchemy did not wrap leaves a dead connection in the pool: drop it all.
+        db.engine.dispose()
 
     def _reject(self, tag, event_id, event_type, code: str, reason: str) -> str:
         # requeue=False dead-letters it to main.dlx -> main.dlq.

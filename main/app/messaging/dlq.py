@@ -102,8 +102,11 @@ def handle_dlq(channel, action: str, limit: int, echo=click.echo) -> int:
             elif action == "redrive":
                 key = original_routing_key(method, properties)
                 try:
+                    # Through main.redrive, bound to main's queue alone: admin.events would feed
+                    # every queue bound to it (and main may not write there), the default exchange
+                    # would need a write grant that reaches every queue on the broker.
                     channel.basic_publish(
-                        topology.SOURCE_EXCHANGE,
+                        topology.REDRIVE_EXCHANGE,
                         key,
                         body,
                         redrive_properties(properties),
@@ -114,7 +117,7 @@ def handle_dlq(channel, action: str, limit: int, echo=click.echo) -> int:
                     logger.error(
                         "redrive of %s to %s/%s was not accepted; left in the DLQ",
                         properties.message_id,
-                        topology.SOURCE_EXCHANGE,
+                        topology.REDRIVE_EXCHANGE,
                         key,
                     )
                     break

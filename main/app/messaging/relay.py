@@ -644,10 +644,13 @@ def run_relay(app) -> None:
                     relay.housekeeping(retention, inbox_retention)
                     stop.wait(delay)
                 except DATABASE_ERRORS as exc:
+                    # Drop the whole pool: a driver error SQLAlchemy did not wrap (e.g. while
+                    # setting the isolation level on check-out) leaves a dead connection in it.
                     try:
                         db.session.remove()
                     except DATABASE_ERRORS:
                         logger.warning("discarding the broken database session failed", exc_info=True)
+                    db.engine.dispose()
                     delay = db_backoff.next()
                     logger.error(
                         "database error in relay (%s); retrying in %.1f s", exc, delay

@@ -16,6 +16,9 @@ SOURCE_EXCHANGE = "admin.events"
 QUEUE = "main"
 DEAD_LETTER_EXCHANGE = "main.dlx"
 DEAD_LETTER_QUEUE = "main.dlq"
+# `dlq redrive` republishes here: bound only to main's queue, so main's broker user needs no
+# write on the default exchange (which would let it publish into any queue, admin's included).
+REDRIVE_EXCHANGE = "main.redrive"
 BINDING_KEYS = ("product.#", "catalogue.#")
 DELIVERY_LIMIT = 5
 
@@ -64,7 +67,7 @@ def declare_publisher(channel) -> None:
 
 
 def declare_consumer(channel) -> None:
-    """Declare main's queue, its dead-letter exchange and queue, and its bindings to admin.events."""
+    """Declare main's queue, its dead-letter and redrive exchanges, the DLQ and the bindings."""
     channel.exchange_declare(
         exchange=SOURCE_EXCHANGE, exchange_type="topic", durable=True
     )
@@ -78,6 +81,10 @@ def declare_consumer(channel) -> None:
     channel.queue_declare(queue=QUEUE, durable=True, arguments=QUEUE_ARGUMENTS)
     for key in BINDING_KEYS:
         channel.queue_bind(queue=QUEUE, exchange=SOURCE_EXCHANGE, routing_key=key)
+    channel.exchange_declare(
+        exchange=REDRIVE_EXCHANGE, exchange_type="fanout", durable=True
+    )
+    channel.queue_bind(queue=QUEUE, exchange=REDRIVE_EXCHANGE)
 
 
 def declare_all(channel) -> None:

@@ -130,7 +130,7 @@ def test_redrive_republishes_with_the_original_key_then_acks():
     assert confirm == ("confirm",)
     _, exchange, key, body, props, mandatory = publish
     assert (exchange, key, body, mandatory) == (
-        "admin.events",
+        "main.redrive",
         "product.updated",
         b'{"id": "m1"}',
         True,
@@ -198,6 +198,11 @@ def test_topology_matches_the_spec():
             "queue_bind",
             {"queue": "main", "exchange": "admin.events", "routing_key": key},
         ) in calls
+    assert (
+        "exchange_declare",
+        {"exchange": "main.redrive", "exchange_type": "fanout", "durable": True},
+    ) in calls
+    assert ("queue_bind", {"queue": "main", "exchange": "main.redrive"}) in calls
 
 
 def test_plain_amqp_parameters():

@@ -23,6 +23,16 @@ DEATH_HEADERS = (
 )
 
 
+def original_routing_key(method, properties) -> str:
+    """Return the routing key the message had before it was dead-lettered."""
+    deaths = (properties.headers or {}).get("x-death") or []
+    keys = (deaths[0].get("routing-keys") or []) if deaths else []
+    if keys:
+        key = keys[0]
+        return key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+    return method.routing_key or properties.type or ""
+
+
 def describe(method, properties, body: bytes) -> dict:
     """Summarise one dead-lettered message for the operator."""
     headers = properties.headers or {}
@@ -119,11 +129,12 @@ class Command(BaseCommand):
             if method is None:
                 break
             try:
-                # Straight to admin's queue via the default exchange: the original exchange
-                # (main.events) would also feed every other queue bound to it.
+                # Through admin.redrive, bound to admin's queue alone: the original exchange
+                # (main.events) would also feed every other queue bound to it, and the default
+                # exchange would need a write grant that reaches every queue on the broker.
                 publisher.basic_publish(
-                    exchange="",
-                    routing_key=topology.QUEUE,
+                    exchange=topology.REDRIVE_EXCHANGE,
+                    routing_key=original_routing_key(method, properties),
                     body=body,
                     properties=redrive_properties(properties),
                     mandatory=True,
@@ -134,7 +145,7 @@ class Command(BaseCommand):
             channel.basic_ack(delivery_tag=method.delivery_tag)
             moved += 1
             self.stdout.write(f"redriven {properties.message_id} ({properties.type})")
-        self.stdout.write(f"{moved} message(s) redriven to {topology.QUEUE}")
+        self.stdout.write(f"{moved} message(s) redriven to {topology.QUEUE} via {topology.REDRIVE_EXCHANGE}")
 
     def _purge(self, channel, budget: int, limit) -> None:
         if limit is None:
