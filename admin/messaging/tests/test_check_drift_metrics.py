@@ -155,6 +155,9 @@ def _answer(body: bytes):
     return lambda request, timeout: Response()
 
 
+# The loop drops stale connections between checks, as a long-running process must; inside the
+# transaction a plain django_db test wraps around it, that would close the test's own connection.
+@pytest.mark.django_db(transaction=True)
 def test_every_mode_serves_metrics_and_stops_on_sigterm(fake_main):
     a = Product.objects.create(title="A", image="https://x/a.png")
     fake_main.rows = view(a, overrides={a.pk: {"likes": 3}})
