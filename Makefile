@@ -110,7 +110,7 @@ test: system-deps deps frontend-deps ## run every suite: static checks, unit (co
 	echo; echo "==================== summary ===================="; fail=0; \
 	for s in $(SUITES); do \
 	  rc=$$(cat $(TEST_LOGS)/$$s.rc); \
-	  line=$$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s|Tests +[0-9]+ (passed|failed)|^static checks: ' $(TEST_LOGS)/$$s.log | tail -1 | sed 's/\x1b\[[0-9;]*m//g'); \
+	  line=$$(sed 's/\x1b\[[0-9;]*m//g' $(TEST_LOGS)/$$s.log | grep -E '[0-9]+ (passed|failed|errors?)(, .*)? in [0-9.]+s|Tests +[0-9]+ (passed|failed)|^static checks: ' | tail -1); \
 	  printf '%-9s rc=%s  %s\n' "$$s" "$$rc" "$$line"; \
 	  [ "$$rc" = 0 ] || fail=1; \
 	done; \

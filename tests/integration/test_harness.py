@@ -238,8 +238,15 @@ def test_devbroker_runs_in_foreground_stops_cleanly_and_keeps_data(
                     )
                 else:
                     assert ch.queue_declare("devbroker.persist", passive=True).method.message_count == 1
+            # The node answers before devbroker has printed its URLs: read up to them first.
+            printed = []
+            while not any("AMQP:" in line for line in printed):
+                line = proc.stdout.readline()
+                assert line, "devbroker exited before printing its URLs:\n" + "".join(printed)
+                printed.append(line)
             proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=60)
+            rest, _ = proc.communicate(timeout=60)
+            out = "".join(printed) + rest
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
