@@ -46,7 +46,8 @@ def test_production_with_everything_set():
 
     assert config["SECRET_KEY"] == "s3cret"
     assert config["SQLALCHEMY_DATABASE_URI"] == "mysql+pymysql://u:p@db:3306/main?charset=utf8mb4"
-    assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is False
+    # A database restart must not cost shoppers failed requests: dead pooled connections are replaced.
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
     assert config["CORS_ALLOWED_ORIGINS"] == ["https://a.example", "https://b.example"]
 
 
