@@ -36,12 +36,13 @@ def test_env_helpers():
     assert env_bool("X", True, {"X": "0"}) is False
 
 
-def manage(*args, env):
+def run_python(argv, env):
+    """Run the admin's Python in a new interpreter with `env` over a cleaned copy of ours."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECRET_", "DB_"))}
     for name in ("DATABASE_URL", "TEST_DATABASE_URL", "RABBITMQ_URL", "ALLOWED_HOSTS", "APP_ENV"):
         base.pop(name, None)  # a developer's shell (or make) may export them
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *argv],
         cwd=ADMIN_DIR,
         env={**base, **env},
         capture_output=True,
@@ -49,6 +50,10 @@ def manage(*args, env):
         timeout=120,
         check=False,
     )
+
+
+def manage(*args, env):
+    return run_python(["manage.py", *args], env)
 
 
 def test_production_without_required_variables_fails_with_the_list():
@@ -69,3 +74,27 @@ def test_check_deploy_is_clean_in_production(tmp_path):
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+DOTTED_SETTINGS = """
+import django
+django.setup()
+from django.conf import settings
+from django.utils.module_loading import import_string
+paths = [settings.CSRF_FAILURE_VIEW, settings.REST_FRAMEWORK["EXCEPTION_HANDLER"]]
+paths += settings.REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"]
+paths += settings.SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]
+for path in paths:
+    import_string(path)
+print("imported", len(paths))
+"""
+
+
+def test_every_dotted_setting_imports_first_in_a_fresh_interpreter(tmp_path):
+    # Django runs its system checks in set order (random per interpreter), so the CSRF failure
+    # view may be the first thing imported: a parser module that pulls in rest_framework.views
+    # made that a circular import. Import each path first, before any view, in a new process.
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    result = run_python(["-c", DOTTED_SETTINGS], env)
+    assert result.returncode == 0, result.stderr
+    assert "imported" in result.stdout
