@@ -7,6 +7,7 @@ from flask import Flask
 from flask.sessions import SessionInterface
 
 from app.config import engine_options, load_config, normalise_database_url
+from app.db_pool import ping_after_idle
 from app.extensions import db, migrate
 from app.logging_config import configure_logging
 
@@ -46,6 +47,8 @@ def create_app(test_config=None):
 
     db.init_app(app)
     migrate.init_app(app, db)
+    with app.app_context():
+        ping_after_idle(db.engine)
 
     from app import models  # noqa: F401 - register the tables with the metadata (migrations)
     from app.api.errors import register_error_handlers

@@ -40,13 +40,13 @@ def engine_options(url):
     if url.startswith("sqlite"):
         # timeout: wait for the write lock instead of failing when gunicorn workers overlap.
         return {"connect_args": {"timeout": 15}}
-    # pool_pre_ping: after a database restart every pooled connection is dead; without the ping
-    # each one fails a shopper's request once before the pool notices. One cheap round trip per
-    # checkout buys that. reset_on_return=None drops the ROLLBACK the pool would send after every
-    # COMMIT: every Connection and Session here ends its own transaction on close
-    # (Connection.close() rolls back an open one), so the reset only cost a round trip.
+    # pool_pre_ping is off: app.db_pool pings only connections that sat idle, which keeps a
+    # database restart from failing shoppers' requests without a round trip on every like.
+    # reset_on_return=None drops the ROLLBACK the pool would send after every COMMIT: every
+    # Connection and Session here ends its own transaction on close (Connection.close() rolls
+    # back an open one), so the reset only cost a round trip.
     return {
-        "pool_pre_ping": True,
+        "pool_pre_ping": False,
         "pool_recycle": 1800,
         "pool_size": 5,
         "max_overflow": 5,

@@ -7,7 +7,10 @@ BENCH_CONNECTIONS connections for BENCH_SECONDS against
   (a) POST /flask/api/products/<id>/like, a different product id per request and no cookie, so
       every request is a new shopper's like (the full transaction: like row, counter, outbox row);
   (b) GET /flask/api/health on the same gunicorn setup, the trivial baseline.
-Prints likes/s, p50/p99 latency, non-2xx count, the baseline's req/s, the ratio and the worker count.
+Prints likes/s, p50/p99 latency, non-2xx count, the baseline's req/s, the ratio and the worker count,
+the worker's CPU time and the database statements per request (MariaDB's own counters), and this
+machine's speed: a bare Flask JSON endpoint (calibration_app.py) on the same one sync worker, so
+the absolute targets can be read against the machine they were set on (about 2,700 req/s there).
 Targets (issue 4, reported only): > 600 likes/s, >= 25 % of the baseline, p99 < 50 ms at 16 clients.
 """
 
@@ -39,6 +42,8 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 WORKERS = int(os.environ.get("WEB_CONCURRENCY", "1"))
 # Another gunicorn config (path relative to main/), e.g. one that wraps the worker in cProfile.
 GUNICORN_CONF = os.environ.get("BENCH_GUNICORN_CONF", "gunicorn.conf.py")
+# What calibration_app.py served on the machine the issue's targets were measured on.
+REFERENCE_BARE_RPS = 2700
 
 LIKE_LUA = """
 counter = 0
@@ -121,6 +126,70 @@ def server_side_durations(log_path: Path) -> dict[str, tuple[int, float, float]]
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the user+system CPU seconds pid has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_pids(master: int) -> list[int]:
+    """Return the gunicorn worker processes of master."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def db_counters(mariadb: MariaDB) -> dict[str, int]:
+    """Return MariaDB's global counters of client statements, pings and commits."""
+    with mariadb.connect("bench_main", "bench_main", "bench-main-pw") as conn, conn.cursor() as cur:
+        cur.execute(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_admin_commands', 'Com_commit')"
+        )
+        return {name: int(value) for name, value in cur.fetchall()}
+
+
+def measured(url: str, mariadb: MariaDB, workers: list[int], script: Path | None = None) -> dict:
+    """Run wrk against url; add the worker CPU and the database statements per request."""
+    cpu_before = sum(cpu_seconds(pid) for pid in workers)
+    db_before = db_counters(mariadb)
+    result = run_wrk(url, script)
+    db_after = db_counters(mariadb)
+    requests = max(1, result["total"])
+    result["cpu_ms"] = (sum(cpu_seconds(pid) for pid in workers) - cpu_before) * 1000 / requests
+    # Each counter read is one statement of ours; it is not the service's.
+    result["db"] = {
+        name: (db_after[name] - db_before[name] - (1 if name == "Questions" else 0)) / requests
+        for name in db_after
+    }
+    return result
+
+
+def calibrate(workdir: Path) -> float:
+    """Return the req/s of the bare Flask endpoint (calibration_app.py) on one sync worker."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "gunicorn"),
+            "--workers",
+            "1",
+            "--worker-class",
+            "sync",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "calibration_app:app",
+        ],
+        cwd=Path(__file__).parent,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "calibration.log", "w"),  # noqa: SIM115 - closed with the workdir
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", proc)
+        return run_wrk(f"http://127.0.0.1:{port}/")["rps"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def main() -> int:
     """Start MariaDB and main, run both wrk passes, print the figures, stop everything."""
     if not shutil.which("wrk"):
@@ -181,8 +250,12 @@ def main() -> int:
         script.write_text(LIKE_LUA % PRODUCTS)
 
         load_before = os.getloadavg()[0]
-        likes = run_wrk(f"{base}/flask/api/products/1/like", script)
-        health = run_wrk(f"{base}/flask/api/health")
+        out(f"calibrating: bare Flask JSON endpoint, one sync worker, wrk {CONNECTIONS} connections ...")
+        bare = calibrate(workdir)
+        workers = worker_pids(gunicorn.pid)
+        out(f"measuring: POST like then GET health, {SECONDS} s each ...")
+        likes = measured(f"{base}/flask/api/products/1/like", mariadb, workers, script)
+        health = measured(f"{base}/flask/api/health", mariadb, workers)
 
         with mariadb.connect("bench_main", "bench_main", "bench-main-pw") as conn, conn.cursor() as cur:
             cur.execute(
@@ -207,9 +280,20 @@ def main() -> int:
             f"p50 {health['p50']:6.2f} ms  p99 {health['p99']:6.2f} ms"
         )
         out(f"  ratio likes/health: {ratio:.1%}")
+        for name, result in (("like", likes), ("health", health)):
+            db = result["db"]
+            out(
+                f"  per {name} request: worker CPU {result['cpu_ms']:.2f} ms, database statements "
+                f"{db['Questions']:.2f} (commits {db['Com_commit']:.2f}, pings {db['Com_admin_commands']:.2f})"
+            )
         # The machine is shared: a high load average means the figures understate the service.
         out(f"  load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
         out(f"  database: {like_rows} like rows, sum(likes) {like_sum}, {outbox_rows} outbox rows")
+        scale = bare / REFERENCE_BARE_RPS
+        out(
+            f"  this machine: bare Flask JSON on one sync worker {bare:.0f} req/s "
+            f"(the issue's machine: about {REFERENCE_BARE_RPS}), speed factor {scale:.2f}"
+        )
         out(
             "  targets: > 600 likes/s, ratio >= 25 %, p99 < 50 ms -> "
             + ", ".join(
@@ -219,6 +303,11 @@ def main() -> int:
                     f"p99 {'met' if likes['p99'] < 50 else 'NOT met'}",
                 ]
             )
+        )
+        out(
+            f"  scaled by the speed factor: > {600 * scale:.0f} likes/s, p99 < {50 / scale:.0f} ms -> "
+            f"rate {'met' if likes['rps'] > 600 * scale else 'NOT met'}, "
+            f"p99 {'met' if likes['p99'] < 50 / scale else 'NOT met'}"
         )
         server = server_side_durations(workdir / "gunicorn.log")
         for path, (count, p50, p99) in sorted(server.items()):

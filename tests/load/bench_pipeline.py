@@ -259,7 +259,9 @@ def bench_drain(stack: ServiceSet, admin_db: str, main_db: str) -> None:
         rows = dict(
             query(
                 admin_db,
-                "SELECT id, likes FROM products_product WHERE id IN ({})".format(",".join(map(str, products))),
+                "SELECT id, likes FROM products_product WHERE id IN ({})".format(
+                    ",".join(map(str, products))
+                ),
             )
         )
         if rows == main_counts:

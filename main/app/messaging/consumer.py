@@ -137,9 +137,7 @@ class Consumer:
                 self._discard_session()
                 if not is_transient(exc):
                     logger.exception("applying event failed", extra=log_extra)
-                    return self._reject(
-                        tag, event.id, event.type, "handler_error", repr(exc)
-                    )
+                    return self._reject(tag, event.id, event.type, "handler_error", repr(exc))
                 if self.should_stop():
                     # Not acked: the broker redelivers it to the next consumer.
                     logger.warning("stopping while retrying event", extra=log_extra)
@@ -156,9 +154,7 @@ class Consumer:
             except Exception as exc:
                 self._discard_session()
                 logger.exception("applying event failed", extra=log_extra)
-                return self._reject(
-                    tag, event.id, event.type, "handler_error", repr(exc)
-                )
+                return self._reject(tag, event.id, event.type, "handler_error", repr(exc))
 
         # Only now, after the commit, is the event safe to acknowledge.
         self.channel.basic_ack(delivery_tag=tag)
@@ -179,9 +175,7 @@ class Consumer:
         try:
             try:
                 session.execute(
-                    insert(_INBOX).values(
-                        message_id=event.id, event_type=event.type, received_at=utcnow()
-                    )
+                    insert(_INBOX).values(message_id=event.id, event_type=event.type, received_at=utcnow())
                 )
             except IntegrityError:
                 session.rollback()
@@ -208,9 +202,7 @@ class Consumer:
     def _reject(self, tag, event_id, event_type, code: str, reason: str) -> str:
         # requeue=False dead-letters it to main.dlx -> main.dlq.
         self.channel.basic_nack(delivery_tag=tag, requeue=False)
-        metrics.EVENTS_DEAD_LETTERED.labels(
-            type=metrics.type_label(event_type), reason=code
-        ).inc()
+        metrics.EVENTS_DEAD_LETTERED.labels(type=metrics.type_label(event_type), reason=code).inc()
         logger.warning(
             "event rejected to the dead-letter queue: %s",
             reason,
@@ -279,14 +271,10 @@ def run_consumer(app) -> None:
                     _consume_connection(app, params, stop)
                     backoff.reset()
                 except _AUTH_ERRORS as exc:
-                    raise Unrecoverable(
-                        f"broker refused our credentials: {exc!r}"
-                    ) from exc
+                    raise Unrecoverable(f"broker refused our credentials: {exc!r}") from exc
                 except pika.exceptions.AMQPError as exc:
                     delay = backoff.next()
-                    logger.warning(
-                        "broker unavailable (%r); reconnecting in %.1f s", exc, delay
-                    )
+                    logger.warning("broker unavailable (%r); reconnecting in %.1f s", exc, delay)
                     # No heartbeat while disconnected: readiness should see the consumer down.
                     stop.wait(delay)
     except Unrecoverable as exc:

@@ -109,9 +109,7 @@ def _check_field(name: str, kind: str, opts: dict[str, int], value: Any) -> None
         if not isinstance(value, str):
             raise InvalidEvent(f"data.{name} must be a string")
         if not opts.get("min", 0) <= len(value) <= opts.get("max", 1 << 30):
-            raise InvalidEvent(
-                f"data.{name} length must be {opts.get('min', 0)}..{opts.get('max')}"
-            )
+            raise InvalidEvent(f"data.{name} length must be {opts.get('min', 0)}..{opts.get('max')}")
     elif kind == "int_list":
         if not isinstance(value, list) or not all(_is_int(v) and v > 0 for v in value):
             raise InvalidEvent(f"data.{name} must be a list of integers > 0")
@@ -131,9 +129,7 @@ def validate_data(
         raise InvalidEvent(f"unknown event type {event_type!r}", "unknown_type")
     fields = versions.get(version)
     if fields is None:
-        raise InvalidEvent(
-            f"unsupported version {version!r} of {event_type}", "unsupported_version"
-        )
+        raise InvalidEvent(f"unsupported version {version!r} of {event_type}", "unsupported_version")
     if not isinstance(data, dict):
         raise InvalidEvent("data must be an object")
     missing = sorted(set(fields) - set(data))
@@ -155,9 +151,7 @@ def parse_timestamp(text: Any) -> datetime:
     if not isinstance(text, str):
         raise InvalidEvent("occurred_at must be a string", "bad_envelope")
     try:
-        moment = datetime.fromisoformat(
-            text.replace("Z", "+00:00") if text.endswith("Z") else text
-        )
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError as exc:
         raise InvalidEvent("occurred_at is not ISO 8601", "bad_envelope") from exc
     if moment.tzinfo is None:
@@ -188,25 +182,17 @@ def _check_uuid(value: Any) -> str:
     return value
 
 
-def parse(
-    body: bytes, message_id: str | None = None, amqp_type: str | None = None
-) -> Event:
+def parse(body: bytes, message_id: str | None = None, amqp_type: str | None = None) -> Event:
     """Decode and validate an incoming message body; raise InvalidEvent when it breaks the contract.
 
     `message_id` and `amqp_type` are the AMQP properties; when given they must match the envelope.
     """
     try:
-        raw = json.loads(
-            body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
-        )
+        raw = json.loads(body.decode("utf-8") if isinstance(body, bytes | bytearray) else body)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidEvent(
-            "body is not UTF-8 JSON", "bad_json", message_id, amqp_type
-        ) from exc
+        raise InvalidEvent("body is not UTF-8 JSON", "bad_json", message_id, amqp_type) from exc
     if not isinstance(raw, dict):
-        raise InvalidEvent(
-            "body is not a JSON object", "bad_json", message_id, amqp_type
-        )
+        raise InvalidEvent("body is not a JSON object", "bad_json", message_id, amqp_type)
     event_id = raw.get("id") if isinstance(raw.get("id"), str) else message_id
     event_type = raw.get("type") if isinstance(raw.get("type"), str) else amqp_type
     try:

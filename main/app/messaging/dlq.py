@@ -53,8 +53,7 @@ def describe(method, properties, body: bytes) -> dict:
         "message_id": properties.message_id,
         "type": properties.type,
         "routing_key": original_routing_key(method, properties),
-        "reason": _text(first.get("reason"))
-        or _text(headers.get("x-first-death-reason")),
+        "reason": _text(first.get("reason")) or _text(headers.get("x-first-death-reason")),
         "queue": _text(first.get("queue")),
         "deaths": int(first.get("count", 0) or 0),
         "body": body.decode("utf-8", "replace")[:2000],
@@ -63,9 +62,7 @@ def describe(method, properties, body: bytes) -> dict:
 
 def redrive_properties(properties) -> pika.BasicProperties:
     """Copy a message's properties without the dead-letter bookkeeping headers."""
-    headers = {
-        k: v for k, v in (properties.headers or {}).items() if k not in _DEATH_HEADERS
-    }
+    headers = {k: v for k, v in (properties.headers or {}).items() if k not in _DEATH_HEADERS}
     return pika.BasicProperties(
         content_type=properties.content_type,
         content_encoding=properties.content_encoding,
@@ -91,9 +88,7 @@ def handle_dlq(channel, action: str, limit: int, echo=click.echo) -> int:
         if action == "redrive":
             channel.confirm_delivery()
         while done < limit:
-            method, properties, body = channel.basic_get(
-                topology.DEAD_LETTER_QUEUE, auto_ack=False
-            )
+            method, properties, body = channel.basic_get(topology.DEAD_LETTER_QUEUE, auto_ack=False)
             if method is None:
                 break
             if action == "list":

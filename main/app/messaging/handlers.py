@@ -33,16 +33,10 @@ def _insert_or_update(
     insert_extra: dict | None = None,
 ) -> str:
     """Run the conditional UPDATE; insert the row when it does not exist yet."""
-    stmt = (
-        update(_product)
-        .where(_product.c.id == product_id, update_where)
-        .values(**values)
-    )
+    stmt = update(_product).where(_product.c.id == product_id, update_where).values(**values)
     if session.execute(stmt).rowcount:
         return APPLIED
-    if session.execute(
-        select(_product.c.id).where(_product.c.id == product_id)
-    ).first():
+    if session.execute(select(_product.c.id).where(_product.c.id == product_id)).first():
         return STALE
     try:
         # A savepoint: a concurrent consumer may insert the same id first.
@@ -99,9 +93,7 @@ def apply_snapshot(session, event: contract.Event) -> str:
     """Tombstone every live replica with id <= max_id that admin no longer has."""
     keep = set(event.data["ids"])
     live = session.execute(
-        select(_product.c.id).where(
-            _product.c.deleted.is_(False), _product.c.id <= event.data["max_id"]
-        )
+        select(_product.c.id).where(_product.c.deleted.is_(False), _product.c.id <= event.data["max_id"])
     ).scalars()
     gone = sorted(set(live) - keep)
     now = utcnow()

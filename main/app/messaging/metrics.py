@@ -24,12 +24,8 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 _KNOWN_TYPES = frozenset(contract.PUBLISHED) | frozenset(contract.CONSUMED)
 
-EVENTS_PUBLISHED = Counter(
-    "events_published", "Events confirmed by the broker", ["type"], registry=REGISTRY
-)
-EVENTS_CONSUMED = Counter(
-    "events_consumed", "Events applied and acknowledged", ["type"], registry=REGISTRY
-)
+EVENTS_PUBLISHED = Counter("events_published", "Events confirmed by the broker", ["type"], registry=REGISTRY)
+EVENTS_CONSUMED = Counter("events_consumed", "Events applied and acknowledged", ["type"], registry=REGISTRY)
 EVENTS_DUPLICATES = Counter(
     "events_duplicates",
     "Redelivered events skipped by the inbox",
@@ -42,9 +38,7 @@ EVENTS_DEAD_LETTERED = Counter(
     ["type", "reason"],
     registry=REGISTRY,
 )
-OUTBOX_PENDING = Gauge(
-    "outbox_pending", "Outbox rows not yet published", registry=REGISTRY
-)
+OUTBOX_PENDING = Gauge("outbox_pending", "Outbox rows not yet published", registry=REGISTRY)
 OUTBOX_OLDEST_AGE = Gauge(
     "outbox_oldest_age_seconds",
     "Age of the oldest unpublished outbox row",
@@ -56,9 +50,7 @@ EVENT_APPLY_AGE = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),  # 2 s: the freshness SLO
     registry=REGISTRY,
 )
-CONSUMER_UP = Gauge(
-    "consumer_up", "1 while the consumer is connected and consuming", registry=REGISTRY
-)
+CONSUMER_UP = Gauge("consumer_up", "1 while the consumer is connected and consuming", registry=REGISTRY)
 RELAY_CONFIRM_LATENCY = Histogram(
     "relay_confirm_latency_seconds",
     "Time from publishing a batch to receiving all its confirms",
@@ -69,11 +61,7 @@ RELAY_CONFIRM_LATENCY = Histogram(
 
 def type_label(event_type: object) -> str:
     """Return event_type when it is a known type, else "unknown" (keeps label cardinality bounded)."""
-    return (
-        event_type
-        if isinstance(event_type, str) and event_type in _KNOWN_TYPES
-        else "unknown"
-    )
+    return event_type if isinstance(event_type, str) and event_type in _KNOWN_TYPES else "unknown"
 
 
 def serve(port: int) -> None:
@@ -83,8 +71,6 @@ def serve(port: int) -> None:
     try:
         start_http_server(port, registry=REGISTRY)
     except OSError:
-        logger.warning(
-            "metrics port %s is not available; metrics are off", port, exc_info=True
-        )
+        logger.warning("metrics port %s is not available; metrics are off", port, exc_info=True)
         return
     logger.info("serving metrics on port %s", port)

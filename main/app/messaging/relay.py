@@ -103,9 +103,7 @@ def message_from_row(row) -> OutgoingMessage:
     if not isinstance(headers, dict):
         headers = {}
     # Only the W3C trace context travels; anything else in the column stays private.
-    headers = {
-        k: str(v) for k, v in headers.items() if k in ("traceparent", "tracestate")
-    }
+    headers = {k: str(v) for k, v in headers.items() if k in ("traceparent", "tracestate")}
     properties = pika.BasicProperties(
         message_id=row.event_id,
         type=row.event_type,
@@ -203,12 +201,8 @@ class AmqpPublisher:
             on_close_callback=self._on_closed,
         )
         if self._wake_socket is not None:
-            self._conn.ioloop.add_handler(
-                self._wake_socket.fileno(), self._on_wake, PollEvents.READ
-            )
-        self._run_until(
-            lambda: self._ready or self._lost is not None, self._connect_timeout
-        )
+            self._conn.ioloop.add_handler(self._wake_socket.fileno(), self._on_wake, PollEvents.READ)
+        self._run_until(lambda: self._ready or self._lost is not None, self._connect_timeout)
         if self._fatal:
             self.close()
             raise Unrecoverable(self._fatal)
@@ -257,9 +251,7 @@ class AmqpPublisher:
         self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._on_return)
-        channel.confirm_delivery(
-            ack_nack_callback=self._on_confirm, callback=self._on_confirm_ok
-        )
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_confirm_ok)
 
     def _on_confirm_ok(self, _frame) -> None:
         self._ready = True
@@ -337,9 +329,7 @@ class AmqpPublisher:
         except pika.exceptions.AMQPError as exc:
             self._lost = self._lost or f"publish failed: {exc!r}"
         try:
-            self._run_until(
-                lambda: tracker.done or self._lost is not None, self._confirm_timeout
-            )
+            self._run_until(lambda: tracker.done or self._lost is not None, self._confirm_timeout)
         finally:
             self._tracker = None
         if self._fatal:
@@ -358,9 +348,7 @@ class AmqpPublisher:
         A datagram that arrived since the last clear_wakeups() (e.g. during a confirm wait)
         returns at once: the rows it announced may not have been claimed yet.
         """
-        self._run_until(
-            lambda: self._woken or should_stop() or self._lost is not None, seconds
-        )
+        self._run_until(lambda: self._woken or should_stop() or self._lost is not None, seconds)
         if self._fatal:
             raise Unrecoverable(self._fatal)
         if self._lost is not None:
@@ -412,9 +400,7 @@ def open_wakeup_socket(addr: str | None) -> socket.socket | None:
         sock.bind(sockaddr)
         sock.setblocking(False)
     except (OSError, ValueError):
-        logger.warning(
-            "cannot listen for outbox wake-ups on %s; polling only", addr, exc_info=True
-        )
+        logger.warning("cannot listen for outbox wake-ups on %s; polling only", addr, exc_info=True)
         return None
     return sock
 
@@ -422,9 +408,7 @@ def open_wakeup_socket(addr: str | None) -> socket.socket | None:
 class Relay:
     """The relay's work against the database; the publisher is injected (a fake in unit tests)."""
 
-    def __init__(
-        self, publisher, *, batch_size: int = BATCH_SIZE, clock=time.monotonic
-    ):
+    def __init__(self, publisher, *, batch_size: int = BATCH_SIZE, clock=time.monotonic):
         self.publisher = publisher
         self.batch_size = batch_size
         self.clock = clock
@@ -458,9 +442,7 @@ class Relay:
         try:
             if db.engine.dialect.name in ("mysql", "mariadb"):
                 # READ COMMITTED: no gap locks, so the web's new outbox inserts never wait on us.
-                session.connection(
-                    execution_options={"isolation_level": "READ COMMITTED"}
-                )
+                session.connection(execution_options={"isolation_level": "READ COMMITTED"})
             rows = self.claim(session)
             if not rows:
                 session.rollback()
@@ -486,25 +468,15 @@ class Relay:
 
     def _record(self, session, rows, outcomes: dict[str, str | None]) -> None:
         now = utcnow()
-        published = [
-            row.id
-            for row in rows
-            if row.event_id in outcomes and outcomes[row.event_id] is None
-        ]
+        published = [row.id for row in rows if row.event_id in outcomes and outcomes[row.event_id] is None]
         if published:
-            session.execute(
-                update(_OUTBOX)
-                .where(_OUTBOX.c.id.in_(published))
-                .values(published_at=now)
-            )
+            session.execute(update(_OUTBOX).where(_OUTBOX.c.id.in_(published)).values(published_at=now))
         for row in rows:
             if row.event_id not in outcomes:
                 continue  # fate unknown: stays pending, is sent again
             error = outcomes[row.event_id]
             if error is None:
-                metrics.EVENTS_PUBLISHED.labels(
-                    type=metrics.type_label(row.event_type)
-                ).inc()
+                metrics.EVENTS_PUBLISHED.labels(type=metrics.type_label(row.event_type)).inc()
                 continue
             attempts = row.attempts + 1
             session.execute(
@@ -524,9 +496,7 @@ class Relay:
                 extra={"event_id": row.event_id, "event_type": row.event_type},
             )
 
-    def housekeeping(
-        self, retention_hours: float, inbox_retention_hours: float
-    ) -> None:
+    def housekeeping(self, retention_hours: float, inbox_retention_hours: float) -> None:
         """Heartbeat and gauges every few seconds; prune old rows every minute."""
         now = self.clock()
         if now - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
@@ -579,9 +549,7 @@ class Relay:
                     with db.engine.begin() as conn:
                         keys = (
                             conn.execute(
-                                select(key)
-                                .where(stamp.is_not(None), stamp < cutoff)
-                                .limit(PRUNE_CHUNK)
+                                select(key).where(stamp.is_not(None), stamp < cutoff).limit(PRUNE_CHUNK)
                             )
                             .scalars()
                             .all()
@@ -638,9 +606,7 @@ def run_relay(app) -> None:
                         publisher.close()
                     publisher = None
                     delay = backoff.next()
-                    logger.warning(
-                        "broker unavailable (%s); reconnecting in %.1f s", exc, delay
-                    )
+                    logger.warning("broker unavailable (%s); reconnecting in %.1f s", exc, delay)
                     relay.housekeeping(retention, inbox_retention)
                     stop.wait(delay)
                 except DATABASE_ERRORS as exc:
@@ -652,9 +618,7 @@ def run_relay(app) -> None:
                         logger.warning("discarding the broken database session failed", exc_info=True)
                     db.engine.dispose()
                     delay = db_backoff.next()
-                    logger.error(
-                        "database error in relay (%s); retrying in %.1f s", exc, delay
-                    )
+                    logger.error("database error in relay (%s); retrying in %.1f s", exc, delay)
                     stop.wait(delay)
     except Unrecoverable as exc:
         logger.critical("relay stopping: %s", exc)

@@ -31,9 +31,7 @@ DEAD_LETTER_QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
 
 HEARTBEAT_SECONDS = 30
 BLOCKED_CONNECTION_TIMEOUT_SECONDS = 60
-CONNECTION_ATTEMPTS = (
-    1  # our own loops retry with backoff; pika's retry would hide the outage
-)
+CONNECTION_ATTEMPTS = 1  # our own loops retry with backoff; pika's retry would hide the outage
 
 
 def connection_parameters(
@@ -61,29 +59,19 @@ def connection_parameters(
 
 def declare_publisher(channel) -> None:
     """Declare the exchange main publishes to."""
-    channel.exchange_declare(
-        exchange=EVENTS_EXCHANGE, exchange_type="topic", durable=True
-    )
+    channel.exchange_declare(exchange=EVENTS_EXCHANGE, exchange_type="topic", durable=True)
 
 
 def declare_consumer(channel) -> None:
     """Declare main's queue, its dead-letter and redrive exchanges, the DLQ and the bindings."""
-    channel.exchange_declare(
-        exchange=SOURCE_EXCHANGE, exchange_type="topic", durable=True
-    )
-    channel.exchange_declare(
-        exchange=DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True
-    )
-    channel.queue_declare(
-        queue=DEAD_LETTER_QUEUE, durable=True, arguments=DEAD_LETTER_QUEUE_ARGUMENTS
-    )
+    channel.exchange_declare(exchange=SOURCE_EXCHANGE, exchange_type="topic", durable=True)
+    channel.exchange_declare(exchange=DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
+    channel.queue_declare(queue=DEAD_LETTER_QUEUE, durable=True, arguments=DEAD_LETTER_QUEUE_ARGUMENTS)
     channel.queue_bind(queue=DEAD_LETTER_QUEUE, exchange=DEAD_LETTER_EXCHANGE)
     channel.queue_declare(queue=QUEUE, durable=True, arguments=QUEUE_ARGUMENTS)
     for key in BINDING_KEYS:
         channel.queue_bind(queue=QUEUE, exchange=SOURCE_EXCHANGE, routing_key=key)
-    channel.exchange_declare(
-        exchange=REDRIVE_EXCHANGE, exchange_type="fanout", durable=True
-    )
+    channel.exchange_declare(exchange=REDRIVE_EXCHANGE, exchange_type="fanout", durable=True)
     channel.queue_bind(queue=QUEUE, exchange=REDRIVE_EXCHANGE)
 
 

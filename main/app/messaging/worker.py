@@ -93,9 +93,7 @@ def beat(name: str) -> None:
     table = WorkerHeartbeat.__table__
     try:
         with db.engine.begin() as conn:
-            result = conn.execute(
-                update(table).where(table.c.name == name).values(last_seen=now)
-            )
+            result = conn.execute(update(table).where(table.c.name == name).values(last_seen=now))
             if result.rowcount == 0:
                 try:
                     with conn.begin_nested():

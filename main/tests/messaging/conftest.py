@@ -7,9 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 
-def admin_event(
-    event_type, data, *, event_id=None, occurred_at="2026-11-22T03:00:00.123456Z"
-):
+def admin_event(event_type, data, *, event_id=None, occurred_at="2026-11-22T03:00:00.123456Z"):
     """Return an envelope as admin would publish it."""
     return {
         "id": event_id or str(uuid.uuid4()),
@@ -55,12 +53,8 @@ class FakeChannel:
             message_id = envelope["id"] if envelope else None
         if amqp_type == "same":
             amqp_type = envelope["type"] if envelope else None
-        method = SimpleNamespace(
-            delivery_tag=self._tag, routing_key=amqp_type or "", redelivered=False
-        )
-        properties = SimpleNamespace(
-            message_id=message_id, type=amqp_type, headers=headers or {}
-        )
+        method = SimpleNamespace(delivery_tag=self._tag, routing_key=amqp_type or "", redelivered=False)
+        properties = SimpleNamespace(message_id=message_id, type=amqp_type, headers=headers or {})
         return method, properties, body
 
 

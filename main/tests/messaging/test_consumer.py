@@ -103,9 +103,7 @@ def test_update_before_create_keeps_the_newer_version(app, consume):
 
 
 def test_updates_in_any_order_end_at_the_highest_version(app, consume):
-    consume(
-        created(1, 1), updated(1, 4, "v4"), updated(1, 3, "v3"), updated(1, 2, "v2")
-    )
+    consume(created(1, 1), updated(1, 4, "v4"), updated(1, 3, "v3"), updated(1, 2, "v2"))
 
     assert replica(app, 1) == ("v4", 4, False)
 
@@ -248,9 +246,7 @@ def test_poison_is_rejected_without_requeue(app, channel, delivery, reason, capl
 def test_ack_comes_only_after_the_commit(app, channel):
     with app.app_context():
         # The engine's commit event fires on the real COMMIT only (not on savepoint releases).
-        sa_event.listen(
-            db.engine, "commit", lambda _conn: channel.log.append(("commit",))
-        )
+        sa_event.listen(db.engine, "commit", lambda _conn: channel.log.append(("commit",)))
         worker = Consumer(channel, lambda _s: None)
         worker.handle(*channel.delivery(created(1, 1)))
         worker.handle(*channel.delivery(updated(1, 2)))
@@ -273,18 +269,14 @@ def test_no_ack_when_the_commit_fails(app, channel, monkeypatch):
     assert inbox_ids(app) == set()
 
 
-def test_transient_database_error_is_retried_in_place(
-    app, consume, channel, monkeypatch
-):
+def test_transient_database_error_is_retried_in_place(app, consume, channel, monkeypatch):
     real_apply = handlers.apply
     failures = []
 
     def flaky(session, event):
         if len(failures) < 3:
             failures.append(1)
-            raise OperationalError(
-                "UPDATE product", {}, Exception("server has gone away")
-            )
+            raise OperationalError("UPDATE product", {}, Exception("server has gone away"))
         return real_apply(session, event)
 
     monkeypatch.setattr(handlers, "apply", flaky)
@@ -299,9 +291,7 @@ def test_transient_database_error_is_retried_in_place(
     assert inbox_ids(app) == {env["id"]}
 
 
-def test_retry_stops_without_ack_or_nack_when_asked_to_stop(
-    app, consume, channel, monkeypatch
-):
+def test_retry_stops_without_ack_or_nack_when_asked_to_stop(app, consume, channel, monkeypatch):
     def down(session, event):
         raise OperationalError("UPDATE product", {}, Exception("server has gone away"))
 
@@ -347,15 +337,11 @@ def test_consumer_span_is_a_child_of_the_producer_trace(app, consume):
         from tests.messaging.conftest import FakeChannel
 
         ch = FakeChannel()
-        method, props, body = ch.delivery(
-            env, headers={"traceparent": f"00-{trace_id}-{parent}-01"}
-        )
+        method, props, body = ch.delivery(env, headers={"traceparent": f"00-{trace_id}-{parent}-01"})
         Consumer(ch, lambda _s: None).handle(method, props, body)
 
     span = next(
-        s
-        for s in exporter.get_finished_spans()
-        if s.attributes.get("messaging.message.id") == env["id"]
+        s for s in exporter.get_finished_spans() if s.attributes.get("messaging.message.id") == env["id"]
     )
     assert format(span.context.trace_id, "032x") == trace_id
     assert format(span.parent.span_id, "016x") == parent

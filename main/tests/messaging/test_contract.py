@@ -231,7 +231,4 @@ def test_tables_describe_both_directions():
         "product.deleted",
         "catalogue.snapshot",
     }
-    assert all(
-        set(versions) == {1}
-        for versions in {**contract.PUBLISHED, **contract.CONSUMED}.values()
-    )
+    assert all(set(versions) == {1} for versions in {**contract.PUBLISHED, **contract.CONSUMED}.values())

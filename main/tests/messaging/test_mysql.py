@@ -26,9 +26,7 @@ def mysql_app(mysql_database_url):
 
 
 def product_event(event_type, pid, version, title="t"):
-    return admin_event(
-        event_type, {"id": pid, "title": title, "image": "", "version": version}
-    )
+    return admin_event(event_type, {"id": pid, "title": title, "image": "", "version": version})
 
 
 def test_apply_rules_hold_on_mariadb(mysql_app):
@@ -46,10 +44,7 @@ def test_apply_rules_hold_on_mariadb(mysql_app):
     with mysql_app.app_context():
         worker = Consumer(channel, lambda _s: None)
         outcomes = [worker.handle(*channel.delivery(env)) for env in events]
-        rows = {
-            p.id: (p.title, p.version, p.deleted)
-            for p in db.session.execute(select(Product)).scalars()
-        }
+        rows = {p.id: (p.title, p.version, p.deleted) for p in db.session.execute(select(Product)).scalars()}
 
     assert outcomes == [ACKED, ACKED, DUPLICATE, ACKED, ACKED, ACKED, ACKED]
     assert rows == {1: ("new", 2, False), 2: ("", 2, True), 3: ("same", 1, False)}
@@ -59,9 +54,7 @@ def test_apply_rules_hold_on_mariadb(mysql_app):
 def test_two_relays_never_claim_the_same_rows(mysql_app):
     with mysql_app.app_context():
         for i in range(6):
-            enqueue(
-                db.session, "product.liked", {"product_id": i + 1, "likes": 1, "seq": 1}
-            )
+            enqueue(db.session, "product.liked", {"product_id": i + 1, "likes": 1, "seq": 1})
         db.session.commit()
         db.session.remove()
 

@@ -89,9 +89,7 @@ class Worker:
             )
 
     def metrics(self):
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
-        ) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
             return resp.read().decode()
 
     def stop(self):
@@ -125,9 +123,7 @@ def wait_for(predicate, timeout=45, what="condition", worker=None):
         if value:
             return value
         if worker is not None and worker.proc.poll() is not None:
-            pytest.fail(
-                f"{what}: worker exited {worker.proc.returncode}\n{worker.output()[-4000:]}"
-            )
+            pytest.fail(f"{what}: worker exited {worker.proc.returncode}\n{worker.output()[-4000:]}")
         if time.monotonic() > deadline:
             extra = worker.output()[-4000:] if worker is not None else ""
             pytest.fail(f"timed out waiting for {what}\n{extra}")
@@ -173,17 +169,13 @@ def add_likes(app, n, start=1):
 def pending(app):
     with app.app_context():
         n = db.session.execute(
-            select(func.count())
-            .select_from(OutboxEvent)
-            .where(OutboxEvent.published_at.is_(None))
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
         ).scalar_one()
         db.session.remove()
     return n
 
 
-def publish_admin(
-    channel, env, *, body=None, message_id="same", exchange=topology.SOURCE_EXCHANGE
-):
+def publish_admin(channel, env, *, body=None, message_id="same", exchange=topology.SOURCE_EXCHANGE):
     channel.basic_publish(
         exchange,
         env["type"],
@@ -194,9 +186,7 @@ def publish_admin(
             content_type="application/json",
             delivery_mode=2,
             app_id="admin",
-            headers={
-                "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-            },
+            headers={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
         ),
         mandatory=True,
     )
@@ -206,9 +196,7 @@ def test_relay_publishes_with_confirms_and_retries_returns(broker_app, rabbit, a
     publisher = AmqpPublisher(topology.connection_parameters(rabbit.url))
     publisher.connect()
     try:
-        amqp.exchange_delete(
-            topology.EVENTS_EXCHANGE
-        )  # no queue bound: everything is returned
+        amqp.exchange_delete(topology.EVENTS_EXCHANGE)  # no queue bound: everything is returned
         publisher.close()
         publisher.connect()
         (unroutable,) = add_likes(broker_app, 1)
@@ -222,9 +210,7 @@ def test_relay_publishes_with_confirms_and_retries_returns(broker_app, rabbit, a
         collecting_queue(amqp, "relay-confirms")
         ids = add_likes(broker_app, 700, start=2)
         with broker_app.app_context():
-            db.session.execute(
-                update(OutboxEvent).values(available_at=utcnow() - timedelta(seconds=1))
-            )
+            db.session.execute(update(OutboxEvent).values(available_at=utcnow() - timedelta(seconds=1)))
             db.session.commit()
             relay = Relay(publisher)
             assert relay.run_once() == 500
@@ -236,10 +222,7 @@ def test_relay_publishes_with_confirms_and_retries_returns(broker_app, rabbit, a
         assert [props.message_id for _m, props, _b in messages] == [unroutable, *ids]
         _method, props, body = messages[1]
         envelope = json.loads(body)
-        assert (
-            envelope["id"] == props.message_id
-            and envelope["type"] == props.type == "product.liked"
-        )
+        assert envelope["id"] == props.message_id and envelope["type"] == props.type == "product.liked"
         assert (props.delivery_mode, props.app_id, props.content_type) == (
             2,
             "main",
@@ -249,19 +232,13 @@ def test_relay_publishes_with_confirms_and_retries_returns(broker_app, rabbit, a
         publisher.close()
 
 
-def test_consumer_applies_dedupes_and_dead_letters(
-    broker_app, rabbit, amqp, tmp_path, workers
-):
+def test_consumer_applies_dedupes_and_dead_letters(broker_app, rabbit, amqp, tmp_path, workers):
     topology.declare_consumer(amqp)
     amqp.queue_purge(topology.QUEUE)
     amqp.queue_purge(topology.DEAD_LETTER_QUEUE)
     amqp.confirm_delivery()
-    create = admin_event(
-        "product.created", {"id": 1, "title": "Mug", "image": "", "version": 1}
-    )
-    update_ = admin_event(
-        "product.updated", {"id": 1, "title": "Big mug", "image": "", "version": 2}
-    )
+    create = admin_event("product.created", {"id": 1, "title": "Mug", "image": "", "version": 1})
+    update_ = admin_event("product.updated", {"id": 1, "title": "Big mug", "image": "", "version": 2})
     gone = admin_event("product.deleted", {"id": 2, "version": 3})
     publish_admin(amqp, update_)  # before the create: order must not matter
     publish_admin(amqp, create)
@@ -276,9 +253,7 @@ def test_consumer_applies_dedupes_and_dead_letters(
         with broker_app.app_context():
             p1 = db.session.get(Product, 1)
             p2 = db.session.get(Product, 2)
-            inbox = db.session.execute(
-                select(func.count()).select_from(InboxEvent)
-            ).scalar_one()
+            inbox = db.session.execute(select(func.count()).select_from(InboxEvent)).scalar_one()
             result = (
                 p1 and (p1.title, p1.version, p1.deleted),
                 p2 and (p2.deleted, p2.version),
@@ -297,45 +272,28 @@ def test_consumer_applies_dedupes_and_dead_letters(
         what="poison dead-lettered",
         worker=consumer,
     )
-    wait_for(
-        lambda: count(amqp, topology.QUEUE) == 0, what="queue drained", worker=consumer
-    )
+    wait_for(lambda: count(amqp, topology.QUEUE) == 0, what="queue drained", worker=consumer)
 
     def metrics_once_counted():
         text = consumer.metrics()
-        return (
-            text
-            if 'events_duplicates_total{type="product.created"} 1.0' in text
-            else None
-        )
+        return text if 'events_duplicates_total{type="product.created"} 1.0' in text else None
 
     text = wait_for(metrics_once_counted, what="duplicate counted")
-    assert (
-        'events_dead_lettered_total{reason="bad_json",type="product.created"} 1.0'
-        in text
-    )
+    assert 'events_dead_lettered_total{reason="bad_json",type="product.created"} 1.0' in text
     assert "consumer_up 1.0" in text
     wait_for(lambda: _heartbeat(broker_app, "main-consumer"), what="consumer heartbeat")
 
     # dlq list looks without taking; a valid dead letter is redriven to admin.events and applied.
     assert dlq_command(broker_app, "list", 10) == 1
     # The quorum queue takes the returned message back asynchronously.
-    wait_for(
-        lambda: count(amqp, topology.DEAD_LETTER_QUEUE) == 1, what="listed message back"
-    )
+    wait_for(lambda: count(amqp, topology.DEAD_LETTER_QUEUE) == 1, what="listed message back")
     assert dlq_command(broker_app, "list", 10) == 1
-    wait_for(
-        lambda: count(amqp, topology.DEAD_LETTER_QUEUE) == 1, what="listed message back"
-    )
+    wait_for(lambda: count(amqp, topology.DEAD_LETTER_QUEUE) == 1, what="listed message back")
     assert dlq_command(broker_app, "purge", 10) == 1
     assert count(amqp, topology.DEAD_LETTER_QUEUE) == 0
-    late = admin_event(
-        "product.created", {"id": 5, "title": "Lamp", "image": "", "version": 1}
-    )
+    late = admin_event("product.created", {"id": 5, "title": "Lamp", "image": "", "version": 1})
     publish_admin(amqp, late, exchange=topology.DEAD_LETTER_EXCHANGE)
-    wait_for(
-        lambda: count(amqp, topology.DEAD_LETTER_QUEUE) == 1, what="dead letter parked"
-    )
+    wait_for(lambda: count(amqp, topology.DEAD_LETTER_QUEUE) == 1, what="dead letter parked")
     assert dlq_command(broker_app, "redrive", 10) == 1
     wait_for(
         lambda: _product(broker_app, 5) == ("Lamp", 1),
@@ -348,9 +306,7 @@ def test_consumer_applies_dedupes_and_dead_letters(
     assert '"message": "consumer stopped"' in consumer.output()
 
 
-def test_relay_and_consumer_survive_a_broker_restart(
-    broker_app, rabbit, amqp, tmp_path, workers
-):
+def test_relay_and_consumer_survive_a_broker_restart(broker_app, rabbit, amqp, tmp_path, workers):
     collecting_queue(amqp, "relay-restart")
     amqp.queue_purge("relay-restart")
     topology.declare_consumer(amqp)
@@ -367,9 +323,7 @@ def test_relay_and_consumer_survive_a_broker_restart(
 
     add_likes(broker_app, 3)
     wake_relay(f"127.0.0.1:{wake_port}")
-    wait_for(
-        lambda: pending(broker_app) == 0, what="first rows published", worker=relay
-    )
+    wait_for(lambda: pending(broker_app) == 0, what="first rows published", worker=relay)
     wait_for(
         lambda: _heartbeat(broker_app, "main-relay"),
         what="relay heartbeat",
@@ -399,9 +353,7 @@ def test_relay_and_consumer_survive_a_broker_restart(
         channel = conn.channel()
         assert count(channel, "relay-restart") == 5
         channel.confirm_delivery()
-        event = admin_event(
-            "product.created", {"id": 9, "title": "After", "image": "", "version": 1}
-        )
+        event = admin_event("product.created", {"id": 9, "title": "After", "image": "", "version": 1})
         publish_admin(channel, event)
     finally:
         conn.close()

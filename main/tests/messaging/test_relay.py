@@ -67,11 +67,7 @@ def add_events(app):
 
 def outbox(app):
     with app.app_context():
-        rows = (
-            db.session.execute(select(OutboxEvent).order_by(OutboxEvent.id))
-            .scalars()
-            .all()
-        )
+        rows = db.session.execute(select(OutboxEvent).order_by(OutboxEvent.id)).scalars().all()
         db.session.expunge_all()
         db.session.remove()
         return rows
@@ -109,9 +105,7 @@ def test_batches_are_capped(app, publisher, add_events):
     ]
 
 
-def test_only_confirmed_rows_are_marked_and_nacked_ones_back_off(
-    app, publisher, add_events
-):
+def test_only_confirmed_rows_are_marked_and_nacked_ones_back_off(app, publisher, add_events):
     ids = add_events(3)
     publisher.outcomes[ids[1]] = "nacked by broker"
     before = utcnow()
@@ -123,18 +117,16 @@ def test_only_confirmed_rows_are_marked_and_nacked_ones_back_off(
     assert nacked.published_at is None
     assert nacked.attempts == 1
     assert nacked.last_error == "nacked by broker"
-    assert nacked.available_at >= before + timedelta(
-        seconds=relay.retry_delay(1)
-    ) - timedelta(milliseconds=50)
+    assert nacked.available_at >= before + timedelta(seconds=relay.retry_delay(1)) - timedelta(
+        milliseconds=50
+    )
 
     # Not due yet: the next pass leaves it alone.
     assert run_once(app, publisher) == 0
 
     # Once due it is sent again, and a confirm finally marks it.
     with app.app_context():
-        db.session.execute(
-            update(OutboxEvent).values(available_at=utcnow() - timedelta(seconds=1))
-        )
+        db.session.execute(update(OutboxEvent).values(available_at=utcnow() - timedelta(seconds=1)))
         db.session.commit()
     publisher.outcomes.clear()
     assert run_once(app, publisher) == 1
@@ -149,18 +141,14 @@ def test_returned_rows_are_retried_with_growing_backoff(app, publisher, add_even
 
     for attempt in (1, 2, 3):
         with app.app_context():
-            db.session.execute(
-                update(OutboxEvent).values(available_at=utcnow() - timedelta(seconds=1))
-            )
+            db.session.execute(update(OutboxEvent).values(available_at=utcnow() - timedelta(seconds=1)))
             db.session.commit()
         now = utcnow()
         run_once(app, publisher)
         (row,) = outbox(app)
         assert row.attempts == attempt
         delay = (row.available_at - now).total_seconds()
-        assert (
-            relay.retry_delay(attempt) - 0.1 <= delay <= relay.retry_delay(attempt) + 1
-        )
+        assert relay.retry_delay(attempt) - 0.1 <= delay <= relay.retry_delay(attempt) + 1
     assert [relay.retry_delay(n) for n in (1, 2, 3, 20)] == [
         1,
         2,
@@ -169,9 +157,7 @@ def test_returned_rows_are_retried_with_growing_backoff(app, publisher, add_even
     ]
 
 
-def test_broker_loss_mid_batch_keeps_unconfirmed_rows_pending(
-    app, publisher, add_events
-):
+def test_broker_loss_mid_batch_keeps_unconfirmed_rows_pending(app, publisher, add_events):
     ids = add_events(4)
     publisher.lose_after = 2
 
@@ -187,30 +173,19 @@ def test_broker_loss_mid_batch_keeps_unconfirmed_rows_pending(
 
 
 def test_published_counter_counts_confirmed_events(app, publisher, add_events):
-    before = (
-        metrics.REGISTRY.get_sample_value(
-            "events_published_total", {"type": "product.liked"}
-        )
-        or 0
-    )
+    before = metrics.REGISTRY.get_sample_value("events_published_total", {"type": "product.liked"}) or 0
     ids = add_events(3)
     publisher.outcomes[ids[0]] = "nacked by broker"
 
     run_once(app, publisher)
 
-    after = metrics.REGISTRY.get_sample_value(
-        "events_published_total", {"type": "product.liked"}
-    )
+    after = metrics.REGISTRY.get_sample_value("events_published_total", {"type": "product.liked"})
     assert after == before + 2
 
 
-def test_message_carries_the_agreed_properties_and_trace_headers(
-    app, publisher, add_events
-):
+def test_message_carries_the_agreed_properties_and_trace_headers(app, publisher, add_events):
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    (event_id,) = add_events(
-        1, headers={"traceparent": traceparent, "tracestate": "k=v", "secret": "x"}
-    )
+    (event_id,) = add_events(1, headers={"traceparent": traceparent, "tracestate": "k=v", "secret": "x"})
 
     run_once(app, publisher)
 
@@ -261,18 +236,14 @@ def test_confirm_tracker_handles_multiple_acks_nacks_and_returns():
     }
 
 
-def test_prune_deletes_only_old_sent_rows_and_old_inbox_rows(
-    app, publisher, add_events, monkeypatch
-):
+def test_prune_deletes_only_old_sent_rows_and_old_inbox_rows(app, publisher, add_events, monkeypatch):
     monkeypatch.setattr(relay, "PRUNE_CHUNK", 2)
     add_events(6)
     run_once(app, publisher, batch_size=5)  # 5 published, 1 pending
     now = utcnow()
     with app.app_context():
         old = now - timedelta(hours=25)
-        db.session.execute(
-            update(OutboxEvent).where(OutboxEvent.id <= 4).values(published_at=old)
-        )
+        db.session.execute(update(OutboxEvent).where(OutboxEvent.id <= 4).values(published_at=old))
         db.session.add_all(
             [
                 InboxEvent(
@@ -282,17 +253,11 @@ def test_prune_deletes_only_old_sent_rows_and_old_inbox_rows(
                 )
                 for i in range(3)
             ]
-            + [
-                InboxEvent(
-                    message_id="new", event_type="product.created", received_at=now
-                )
-            ]
+            + [InboxEvent(message_id="new", event_type="product.created", received_at=now)]
         )
         db.session.commit()
         deleted = Relay(publisher).prune(24, 168)
-        remaining_inbox = set(
-            db.session.execute(select(InboxEvent.message_id)).scalars()
-        )
+        remaining_inbox = set(db.session.execute(select(InboxEvent.message_id)).scalars())
 
     assert deleted == 4 + 3
     assert [row.id for row in outbox(app)] == [5, 6]
@@ -303,9 +268,7 @@ def test_housekeeping_beats_and_sets_the_gauges(app, publisher, add_events):
     add_events(2)
     with app.app_context():
         old = utcnow() - timedelta(seconds=120)
-        db.session.execute(
-            update(OutboxEvent).where(OutboxEvent.id == 1).values(created_at=old)
-        )
+        db.session.execute(update(OutboxEvent).where(OutboxEvent.id == 1).values(created_at=old))
         db.session.commit()
         Relay(publisher).housekeeping(24, 168)
         heartbeat = db.session.get(WorkerHeartbeat, "main-relay")

@@ -28,11 +28,7 @@ def test_resync_enqueues_likes_counted_for_live_products_only(app, add_product):
     assert resync_likes(app) == 2
 
     with app.app_context():
-        rows = (
-            db.session.execute(select(OutboxEvent).order_by(OutboxEvent.id))
-            .scalars()
-            .all()
-        )
+        rows = db.session.execute(select(OutboxEvent).order_by(OutboxEvent.id)).scalars().all()
         envelopes = [json.loads(row.payload) for row in rows]
     assert [row.event_type for row in rows] == ["product.likes_counted"] * 2
     assert [e["data"] for e in envelopes] == [
@@ -40,8 +36,7 @@ def test_resync_enqueues_likes_counted_for_live_products_only(app, add_product):
         {"product_id": 2, "likes": 0, "seq": 0},
     ]
     assert all(
-        e["producer"] == "main" and e["id"] == r.event_id
-        for e, r in zip(envelopes, rows, strict=True)
+        e["producer"] == "main" and e["id"] == r.event_id for e, r in zip(envelopes, rows, strict=True)
     )
 
 
@@ -56,9 +51,7 @@ def test_resync_command_runs_through_the_cli(app, add_product, runner):
 
     assert result.exit_code == 0, result.output
     with app.app_context():
-        assert db.session.execute(select(OutboxEvent.event_type)).scalars().all() == [
-            "product.likes_counted"
-        ]
+        assert db.session.execute(select(OutboxEvent.event_type)).scalars().all() == ["product.likes_counted"]
 
 
 def dead_letter(tag, message_id="m1", key="product.created"):
@@ -98,9 +91,7 @@ class FakeDlqChannel:
         return self.messages.pop(0) if self.messages else (None, None, None)
 
     def basic_publish(self, exchange, routing_key, body, properties, mandatory=False):
-        self.calls.append(
-            ("publish", exchange, routing_key, body, properties, mandatory)
-        )
+        self.calls.append(("publish", exchange, routing_key, body, properties, mandatory))
 
     def basic_ack(self, tag):
         self.calls.append(("ack", tag))
@@ -135,14 +126,8 @@ def test_redrive_republishes_with_the_original_key_then_acks():
         b'{"id": "m1"}',
         True,
     )
-    assert (
-        props.message_id == "m1"
-        and props.type == "product.created"
-        and props.delivery_mode == 2
-    )
-    assert props.headers == {
-        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    }
+    assert props.message_id == "m1" and props.type == "product.created" and props.delivery_mode == 2
+    assert props.headers == {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
     assert ack == ("ack", 1)
 
 
@@ -210,9 +195,7 @@ def test_plain_amqp_parameters():
 
     assert (params.host, params.port, params.virtual_host) == ("rabbit", 5673, "vh")
     assert params.heartbeat == topology.HEARTBEAT_SECONDS
-    assert (
-        params.blocked_connection_timeout == topology.BLOCKED_CONNECTION_TIMEOUT_SECONDS
-    )
+    assert params.blocked_connection_timeout == topology.BLOCKED_CONNECTION_TIMEOUT_SECONDS
     assert params.ssl_options is None
 
 
