@@ -9,6 +9,10 @@ Starts its own throwaway RabbitMQ, MariaDB and the six service processes, prints
     outbox.created_at (set in the write transaction), joined on the event id: both clocks are this
     machine's, stored with microseconds. A poller thread also reads main's database every 2 ms to
     time "admin answered the write -> the product is readable in main" from the outside.
+(a2) The same latencies with the writes made through each service's own service layer (the same
+    transaction and relay wake-up as the HTTP routes) at a steady RATE from one thread: the web
+    processes cannot serve 100 writes/s on a 2-core machine, and a saturated CPU times the scheduler.
+    Each direction also prints the relay's share: outbox.published_at - created_at.
 (b) Drain throughput: admin's consumer stopped, N likes (default 50,000) made through main's own
     service layer (real like rows + real outbox rows), main's relay publishes them, then admin's
     consumer starts; events/s until admin's likes equal main's counts.
@@ -36,7 +40,7 @@ sys.path.insert(0, str(TESTS))
 from faults.support import AdminApi, Shop, connect_url, query  # noqa: E402
 
 from harness.servers import MariaDB, RabbitNode  # noqa: E402
-from harness.services import MAIN_DIR, VENV_BIN, ServiceSet  # noqa: E402
+from harness.services import ADMIN_DIR, MAIN_DIR, VENV_BIN, ServiceSet  # noqa: E402
 
 logger = logging.getLogger("bench_pipeline")
 
@@ -88,21 +92,28 @@ def paced(rate: float, seconds: float, action, workers: int = 6) -> tuple[int, f
     return total, total / elapsed, errors
 
 
-def event_latencies(src_db: str, dst_db: str, types: tuple[str, ...], since_id: int) -> list[float]:
-    """Return consumer inbox.received_at - producer outbox.created_at (seconds) for outbox rows after since_id."""
+def event_latencies(
+    src_db: str, dst_db: str, types: tuple[str, ...], since_id: int
+) -> tuple[list[float], list[float]]:
+    """Return (end to end, relay leg) in seconds for the outbox rows after since_id.
+
+    End to end: the consumer's inbox.received_at - the producer's outbox.created_at. Relay leg:
+    outbox.published_at - created_at, i.e. wake-up, claim, publish, confirm and marking the row
+    sent; the consumer often applies the event before the relay has marked it.
+    """
     marks = ",".join(["%s"] * len(types))
-    sent = dict(
-        query(
-            src_db,
-            f"SELECT event_id, created_at FROM outbox WHERE id > %s AND event_type IN ({marks})",
-            (since_id, *types),
-        )
+    rows = query(
+        src_db,
+        f"SELECT event_id, created_at, published_at FROM outbox WHERE id > %s AND event_type IN ({marks})",
+        (since_id, *types),
     )
     got = dict(query(dst_db, "SELECT message_id, received_at FROM inbox"))
-    missing = [eid for eid in sent if eid not in got]
+    missing = [row[0] for row in rows if row[0] not in got]
     if missing:
         out(f"    WARNING: {len(missing)} events not applied yet")
-    return [(got[eid] - created).total_seconds() for eid, created in sent.items() if eid in got]
+    end_to_end = [(got[eid] - created).total_seconds() for eid, created, _ in rows if eid in got]
+    relay = [(published - created).total_seconds() for _, created, published in rows if published]
+    return end_to_end, relay
 
 
 def max_outbox_id(db_url: str) -> int:
@@ -163,9 +174,10 @@ def bench_propagation(stack: ServiceSet, admin_db: str, main_db: str) -> None:
     time.sleep(0.1)
     poller.stop.set()
     poller.join()
-    lat = event_latencies(admin_db, main_db, ("product.created",), since)
+    lat, relay = event_latencies(admin_db, main_db, ("product.created",), since)
     out(f"  admin -> main, {n} product.created at {achieved:.0f}/s ({len(errors)} errors)")
     out(f"    outbox write -> applied in main (DB timestamps): {percentiles(lat)}")
+    out(f"    of which outbox write -> marked published by admin's relay: {percentiles(relay)}")
     visible = [
         max(0.0, poller.first_seen[pid] - t) for pid, t in answered.items() if pid in poller.first_seen
     ]
@@ -185,12 +197,91 @@ def bench_propagation(stack: ServiceSet, admin_db: str, main_db: str) -> None:
 
     n, achieved, errors = paced(RATE, SECONDS, like)
     wait_applied(main_db, admin_db, since)
-    lat = event_latencies(main_db, admin_db, ("product.liked",), since)
+    lat, relay = event_latencies(main_db, admin_db, ("product.liked",), since)
     out(f"  main -> admin, {n} product.liked at {achieved:.0f}/s ({len(errors)} errors)")
     out(f"    outbox write -> applied in admin (DB timestamps): {percentiles(lat)}")
+    out(f"    of which outbox write -> marked published by main's relay: {percentiles(relay)}")
     for e in errors[:3]:
         out(f"    error: {e}")
     admin.close()
+
+
+# The same writes as the HTTP routes (service layer, one transaction with the outbox row, then the
+# relay's wake-up), paced at a steady rate from one thread: this machine's web processes cannot
+# serve 100 writes/s, and a saturated CPU would time the scheduler, not the pipeline.
+_PACED = r"""
+import sys, time
+count, rate = int(sys.argv[1]), float(sys.argv[2])
+write = setup()
+start = time.monotonic()
+for i in range(count):
+    delay = start + i / rate - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    write(i)
+print(count / (time.monotonic() - start))
+"""
+_ADMIN_WRITER = r"""
+import django
+django.setup()
+from products import services
+def setup():
+    return lambda i: services.create_product(title=f"paced {i}", image=f"https://example.com/paced/{i}.png")
+"""
+_MAIN_WRITER = r"""
+import json, os, uuid
+from app import create_app, services
+from app.messaging.outbox import wake_relay
+app = create_app()
+products = json.loads(os.environ["BENCH_PRODUCTS"])
+def setup():
+    app.app_context().push()
+    def like(i):
+        services.like(str(uuid.uuid4()), products[i % len(products)])
+        wake_relay(app.config["OUTBOX_WAKEUP_ADDR"])
+    return like
+"""
+
+
+def paced_writes(stack: ServiceSet, service: str, count: int, extra_env: dict[str, str]) -> float:
+    """Run count writes through service's own service layer at RATE; return the achieved rate."""
+    env = {**stack.service_env(service), "LOG_LEVEL": "WARNING", **extra_env}
+    writer = _ADMIN_WRITER if service == "admin" else _MAIN_WRITER
+    if service == "admin":
+        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", writer + _PACED, str(count), str(RATE)],
+        cwd=ADMIN_DIR if service == "admin" else MAIN_DIR,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def bench_paced_propagation(stack: ServiceSet, admin_db: str, main_db: str) -> None:
+    """Measure both directions with writes made through the service layers at a steady RATE."""
+    count = int(RATE * SECONDS)
+    out(
+        f"(a2) propagation latency, writes through the service layers at {RATE:.0f} events/s for {SECONDS:.0f} s"
+    )
+    since = max_outbox_id(admin_db)
+    achieved = paced_writes(stack, "admin", count, {})
+    wait_applied(admin_db, main_db, since)
+    lat, relay = event_latencies(admin_db, main_db, ("product.created",), since)
+    out(f"  admin -> main, {count} product.created at {achieved:.0f}/s")
+    out(f"    outbox write -> applied in main (DB timestamps): {percentiles(lat)}")
+    out(f"    of which outbox write -> marked published by admin's relay: {percentiles(relay)}")
+
+    products = [row[0] for row in query(main_db, "SELECT id FROM product WHERE deleted = 0 LIMIT 20")]
+    since = max_outbox_id(main_db)
+    achieved = paced_writes(stack, "main", count, {"BENCH_PRODUCTS": json.dumps(products)})
+    wait_applied(main_db, admin_db, since)
+    lat, relay = event_latencies(main_db, admin_db, ("product.liked",), since)
+    out(f"  main -> admin, {count} product.liked at {achieved:.0f}/s")
+    out(f"    outbox write -> applied in admin (DB timestamps): {percentiles(lat)}")
+    out(f"    of which outbox write -> marked published by main's relay: {percentiles(relay)}")
 
 
 # Runs inside main's environment: the real service layer writes like rows and outbox rows.
@@ -308,6 +399,7 @@ def main() -> int:
             f"(RabbitMQ {rabbit.amqp_port}, MariaDB {mariadb.port}, logs {stack.log_dir}); {os.cpu_count()} CPUs"
         )
         bench_propagation(stack, admin_db, main_db)
+        bench_paced_propagation(stack, admin_db, main_db)
         bench_drain(stack, admin_db, main_db)
         out("targets: propagation p95 < 50 ms, p99 < 100 ms at 100 events/s; drain >= 2,000 events/s")
         return 0

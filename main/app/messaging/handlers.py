@@ -31,15 +31,23 @@ def _insert_or_update(
     update_where,
     values: dict,
     insert_extra: dict | None = None,
+    insert_first: bool = False,
 ) -> str:
-    """Run the conditional UPDATE; insert the row when it does not exist yet."""
+    """Apply values to the replica row: the conditional UPDATE, or an INSERT when there is no row.
+
+    insert_first suits events that usually name a new product (product.created): the INSERT then
+    succeeds in three round trips (savepoint, insert, release) instead of five (update, select,
+    savepoint, insert, release). A row that exists already, tombstone included, turns the INSERT
+    into an IntegrityError and the conditional UPDATE decides, exactly as on the other path.
+    """
     stmt = update(_product).where(_product.c.id == product_id, update_where).values(**values)
-    if session.execute(stmt).rowcount:
-        return APPLIED
-    if session.execute(select(_product.c.id).where(_product.c.id == product_id)).first():
-        return STALE
+    if not insert_first:
+        if session.execute(stmt).rowcount:
+            return APPLIED
+        if session.execute(select(_product.c.id).where(_product.c.id == product_id)).first():
+            return STALE
     try:
-        # A savepoint: a concurrent consumer may insert the same id first.
+        # A savepoint: the row may exist (insert_first), or a concurrent consumer may insert it first.
         with session.begin_nested():
             session.execute(
                 insert(_product).values(
@@ -71,7 +79,8 @@ def upsert_product(session, event: contract.Event) -> str:
         "deleted": False,
         "updated_at": utcnow(),
     }
-    return _insert_or_update(session, data["id"], newer_or_same, values)
+    created = event.type == contract.PRODUCT_CREATED
+    return _insert_or_update(session, data["id"], newer_or_same, values, insert_first=created)
 
 
 def delete_product(session, event: contract.Event) -> str:

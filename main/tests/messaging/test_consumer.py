@@ -149,6 +149,17 @@ def test_delete_keeps_likes_rows_and_counts(app, consume, add_product):
         assert (row.deleted, row.version, row.likes) == (True, 2, 3)
 
 
+def test_create_onto_an_existing_row_updates_it_and_keeps_its_likes(app, consume, add_product):
+    # product.created tries the INSERT first; the existing row makes it fall back to the update.
+    add_product(1, likes=4, version=1)
+
+    consume(created(1, 2, "created again"), created(1, 1, "older create"))
+
+    with app.app_context():
+        row = db.session.get(Product, 1)
+        assert (row.title, row.version, row.likes, row.deleted) == ("created again", 2, 4, False)
+
+
 def test_update_does_not_touch_likes(app, consume, add_product):
     add_product(1, likes=4, version=1)
 
