@@ -37,7 +37,9 @@ def _make_targets() -> set[str]:
         if not lines or lines[0] == "# Not a target:":
             continue
         match = re.match(r"^([A-Za-z0-9_.-]+):(?!=)(.*)$", lines[0])
-        if match and (match.group(2).strip() or any(line.startswith("#  recipe to execute") for line in lines)):
+        if match and (
+            match.group(2).strip() or any(line.startswith("#  recipe to execute") for line in lines)
+        ):
             targets.add(match.group(1))
     assert "help" in targets, result.stderr  # the parse found the Makefile at all
     return targets

@@ -152,7 +152,7 @@ class Consumer:
                 # In place, never requeue: a requeue would spend the queue's delivery limit.
                 self.sleep(delay)
             except Exception as exc:
-                self._discard_session()
+                self._discard_session(dispose_pool=False)
                 logger.exception("applying event failed", extra=log_extra)
                 return self._reject(tag, event.id, event.type, "handler_error", repr(exc))
 
@@ -187,7 +187,7 @@ class Consumer:
             raise
         return outcome
 
-    def _discard_session(self) -> None:
+    def _discard_session(self, dispose_pool: bool = True) -> None:
         try:
             db.session.rollback()
         except DATABASE_ERRORS:
@@ -196,8 +196,9 @@ class Consumer:
             db.session.remove()
         except DATABASE_ERRORS:
             logger.warning("discarding the broken database session failed", exc_info=True)
-        # A driver error SQLAlchemy did not wrap leaves a dead connection in the pool: drop it all.
-        db.engine.dispose()
+        if dispose_pool:
+            # A driver error SQLAlchemy did not wrap leaves a dead connection in the pool: drop it all.
+            db.engine.dispose()
 
     def _reject(self, tag, event_id, event_type, code: str, reason: str) -> str:
         # requeue=False dead-letters it to main.dlx -> main.dlq.

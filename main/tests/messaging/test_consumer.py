@@ -321,10 +321,15 @@ def test_handler_bug_dead_letters_and_rolls_back(app, consume, channel, monkeypa
         raise KeyError("oops")
 
     monkeypatch.setattr(handlers, "apply", bug)
+    with app.app_context():
+        pool = db.engine.pool
 
     assert consume(created(1, 1)) == [DEAD_LETTERED]
     assert channel.nacked == [(1, False)]
     assert inbox_ids(app) == set()
+    with app.app_context():
+        # A bug in a handler says nothing about the connections: the pool stays as it was.
+        assert db.engine.pool is pool
 
 
 def test_consumed_metrics_count_applied_events(app, consume):
