@@ -49,29 +49,42 @@ _BUMP_LIKES = (
     .values(likes=_product.c.likes + bindparam("delta"), likes_seq=_product.c.likes_seq + 1)
 )
 _BUMP_LIKES_RETURNING = _BUMP_LIKES.returning(_product.c.likes, _product.c.likes_seq)
-# MySQL/MariaDB have no UPDATE ... RETURNING. LAST_INSERT_ID(expr) hands expr back in the OK
-# packet of the UPDATE itself (cursor.lastrowid), so the new (seq, likes) pair comes back without
-# a SELECT round trip. It sits in the FIRST assignment so every column it reads is the old value,
-# whether or not SIMULTANEOUS_ASSIGNMENT is on. Both counts stay below 2**31.
-_SEQ_SHIFT = 32
-_BUMP_LIKES_MYSQL = text(
-    "UPDATE product SET"
-    " likes = likes + :delta"
-    " + 0 * CAST(LAST_INSERT_ID((likes_seq + 1) * 4294967296 + likes + :delta) AS SIGNED),"
-    " likes_seq = likes_seq + 1, updated_at = :now"
-    " WHERE id = :pid AND deleted = 0"
-)
 _INSERT_LIKE = insert(_like)
 _DELETE_LIKE = delete(_like).where(
     and_(_like.c.shopper_id == bindparam("sid"), _like.c.product_id == bindparam("pid"))
 )
 _READ_COUNTS = select(_product.c.likes, _product.c.likes_seq).where(_product.c.id == bindparam("pid"))
 
+# On MySQL/MariaDB the like path's statements go to the driver (PyMySQL, pyformat) as SQL strings
+# through Connection.exec_driver_sql: SQLAlchemy still owns the pooled connection, the
+# transaction and the translation of errors (IntegrityError, disconnects), but skips compiling,
+# bind and result processing - a third of the like transaction's CPU (tests/load/bench_likes.py).
+# MySQL/MariaDB have no UPDATE ... RETURNING. LAST_INSERT_ID(expr) hands expr back in the OK
+# packet of the UPDATE itself (cursor.lastrowid), so the new (seq, likes) pair comes back without
+# a SELECT round trip. It sits in the FIRST assignment so every column it reads is the old value,
+# whether or not SIMULTANEOUS_ASSIGNMENT is on. Both counts stay below 2**31.
+_SEQ_SHIFT = 32
+_BUMP_LIKES_MYSQL = (
+    "UPDATE product SET"
+    " likes = likes + %(delta)s"
+    " + 0 * CAST(LAST_INSERT_ID((likes_seq + 1) * 4294967296 + likes + %(delta)s) AS SIGNED),"
+    " likes_seq = likes_seq + 1, updated_at = %(now)s"
+    " WHERE id = %(pid)s AND deleted = 0"
+)
+_INSERT_LIKE_MYSQL = (
+    "INSERT INTO product_like (shopper_id, product_id, created_at) VALUES (%(sid)s, %(pid)s, %(now)s)"
+)
+_DELETE_LIKE_MYSQL = "DELETE FROM product_like WHERE shopper_id = %(sid)s AND product_id = %(pid)s"
 
-def _bump_likes(conn, product_id, delta):
+
+def _is_mysql(conn):
+    return conn.dialect.name in ("mysql", "mariadb")
+
+
+def _bump_likes(conn, product_id, delta, now):
     """Add delta to a live product's likes and advance likes_seq; return (likes, seq) or None if absent."""
-    if conn.dialect.name in ("mysql", "mariadb"):
-        result = conn.execute(_BUMP_LIKES_MYSQL, {"pid": product_id, "delta": delta, "now": utcnow()})
+    if _is_mysql(conn):
+        result = conn.exec_driver_sql(_BUMP_LIKES_MYSQL, {"pid": product_id, "delta": delta, "now": now})
         if result.rowcount == 0:
             return None
         packed = result.lastrowid
@@ -82,6 +95,20 @@ def _bump_likes(conn, product_id, delta):
     if conn.execute(_BUMP_LIKES, {"pid": product_id, "delta": delta}).rowcount == 0:
         return None
     return tuple(conn.execute(_READ_COUNTS, {"pid": product_id}).one())
+
+
+def _insert_like(conn, shopper_id, product_id, now):
+    if _is_mysql(conn):
+        conn.exec_driver_sql(_INSERT_LIKE_MYSQL, {"sid": shopper_id, "pid": product_id, "now": now})
+    else:
+        conn.execute(_INSERT_LIKE, {"shopper_id": shopper_id, "product_id": product_id, "created_at": now})
+
+
+def _delete_like(conn, shopper_id, product_id):
+    """Delete shopper_id's like of product_id; return how many rows went (0 or 1)."""
+    if _is_mysql(conn):
+        return conn.exec_driver_sql(_DELETE_LIKE_MYSQL, {"sid": shopper_id, "pid": product_id}).rowcount
+    return conn.execute(_DELETE_LIKE, {"sid": shopper_id, "pid": product_id}).rowcount
 
 
 def list_products(shopper_id):
@@ -119,20 +146,14 @@ def list_products(shopper_id):
 def like(shopper_id, product_id):
     """Record shopper_id's like of product_id and its outbox event in one transaction."""
     with db.engine.connect() as conn, conn.begin():
+        now = utcnow()
         # Lock the product row first (like and unlike both do), so the two never deadlock.
-        counts = _bump_likes(conn, product_id, 1)
+        counts = _bump_likes(conn, product_id, 1, now)
         if counts is None:
             raise ProductNotFound(product_id)
         likes, seq = counts
         try:
-            conn.execute(
-                _INSERT_LIKE,
-                {
-                    "shopper_id": shopper_id,
-                    "product_id": product_id,
-                    "created_at": utcnow(),
-                },
-            )
+            _insert_like(conn, shopper_id, product_id, now)
         except IntegrityError as exc:
             # The product row exists and is locked, so the only constraint left is (shopper, product).
             raise AlreadyLiked(product_id) from exc
@@ -143,19 +164,14 @@ def like(shopper_id, product_id):
 def unlike(shopper_id, product_id):
     """Remove shopper_id's like of product_id and record the outbox event in one transaction."""
     with db.engine.connect() as conn, conn.begin():
-        counts = _bump_likes(conn, product_id, -1)
+        counts = _bump_likes(conn, product_id, -1, utcnow())
         if counts is None:
             raise ProductNotFound(product_id)
-        deleted = conn.execute(_DELETE_LIKE, {"sid": shopper_id, "pid": product_id})
-        if deleted.rowcount == 0:
+        if _delete_like(conn, shopper_id, product_id) == 0:
             # Leaving the block rolls the counter change back.
             raise NotLiked(product_id)
         likes, seq = counts
-        enqueue_core(
-            conn,
-            PRODUCT_UNLIKED,
-            {"product_id": product_id, "likes": likes, "seq": seq},
-        )
+        enqueue_core(conn, PRODUCT_UNLIKED, {"product_id": product_id, "likes": likes, "seq": seq})
     return {"id": product_id, "likes": likes, "liked": False}
 
 

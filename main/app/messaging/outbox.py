@@ -14,6 +14,14 @@ from app.models import OutboxEvent, utcnow
 logger = logging.getLogger(__name__)
 
 _OUTBOX = OutboxEvent.__table__
+_INSERT = insert(_OUTBOX)
+# The same INSERT as a driver SQL string for MySQL/MariaDB (PyMySQL, pyformat), as app.services
+# sends the rest of the like transaction: no compiling, bind or result processing.
+_INSERT_MYSQL = (
+    "INSERT INTO outbox (event_id, event_type, payload, headers, created_at, available_at, attempts)"
+    " VALUES (%(event_id)s, %(event_type)s, %(payload)s, %(headers)s, %(created_at)s, %(available_at)s,"
+    " %(attempts)s)"
+)
 _udp_socket = None
 
 
@@ -45,7 +53,10 @@ def enqueue(session, event_type, data):
 def enqueue_core(connection, event_type, data):
     """Insert an outbox row on connection inside its open transaction; return the event id."""
     values = outbox_values(event_type, data)
-    connection.execute(insert(_OUTBOX), values)
+    if connection.dialect.name in ("mysql", "mariadb"):
+        connection.exec_driver_sql(_INSERT_MYSQL, values)
+    else:
+        connection.execute(_INSERT, values)
     return values["event_id"]
 
 
