@@ -11,6 +11,7 @@ Prints likes/s, p50/p99 latency, non-2xx count, the baseline's req/s, the ratio 
 the worker's CPU time and the database statements per request (MariaDB's own counters), and this
 machine's speed: a bare Flask JSON endpoint (calibration_app.py) on the same one sync worker, so
 the absolute targets can be read against the machine they were set on (about 2,700 req/s there).
+Then the same two passes on the deploy default of two sync workers (BENCH_DEPLOY_WORKERS=0 skips).
 Targets (issue 4, reported only): > 600 likes/s, >= 25 % of the baseline, p99 < 50 ms at 16 clients.
 """
 
@@ -40,6 +41,8 @@ PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "1000"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 WORKERS = int(os.environ.get("WEB_CONCURRENCY", "1"))
+# Then the same passes on the deploy default (gunicorn.conf.py: WEB_CONCURRENCY=2, one per core); 0 skips.
+DEPLOY_WORKERS = int(os.environ.get("BENCH_DEPLOY_WORKERS", "2"))
 # Another gunicorn config (path relative to main/), e.g. one that wraps the worker in cProfile.
 GUNICORN_CONF = os.environ.get("BENCH_GUNICORN_CONF", "gunicorn.conf.py")
 # What calibration_app.py served on the machine the issue's targets were measured on.
@@ -190,6 +193,37 @@ def calibrate(workdir: Path) -> float:
         proc.wait(timeout=30)
 
 
+def start_gunicorn(env: dict, workers: int, port: int, log_path: Path) -> subprocess.Popen:
+    """Start main under gunicorn with workers sync workers on port; return once /health answers."""
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the workdir
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "gunicorn"), "-c", GUNICORN_CONF, "--bind", f"127.0.0.1:{port}", "app:create_app()"],
+        cwd=MAIN_DIR,
+        env={**env, "WEB_CONCURRENCY": str(workers), "PORT": str(port)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/flask/api/health", proc)
+    except BaseException:
+        stop_gunicorn(proc)
+        raise
+    return proc
+
+
+def stop_gunicorn(proc: subprocess.Popen | None) -> None:
+    """Stop a gunicorn started by start_gunicorn (SIGTERM, then SIGKILL after 30 s)."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def main() -> int:
     """Start MariaDB and main, run both wrk passes, print the figures, stop everything."""
     if not shutil.which("wrk"):
@@ -207,8 +241,6 @@ def main() -> int:
             "SECRET_KEY": "bench-secret",
             "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1/%2F",
             "OUTBOX_WAKEUP_ADDR": f"127.0.0.1:{free_port()}",  # nobody listens: the datagram is dropped
-            "WEB_CONCURRENCY": str(WORKERS),
-            "PORT": str(port),
             "PROMETHEUS_MULTIPROC_DIR": str(workdir),
             "LOG_LEVEL": "INFO",
         }
@@ -228,24 +260,8 @@ def main() -> int:
                 [(i, f"Product {i}") for i in range(1, PRODUCTS + 1)],
             )
             conn.commit()
-        log = open(workdir / "gunicorn.log", "w")  # noqa: SIM115 - closed with the workdir
-        gunicorn = subprocess.Popen(
-            [
-                str(VENV_BIN / "gunicorn"),
-                "-c",
-                GUNICORN_CONF,
-                "--bind",
-                f"127.0.0.1:{port}",
-                "app:create_app()",
-            ],
-            cwd=MAIN_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        gunicorn = start_gunicorn(env, WORKERS, port, workdir / "gunicorn.log")
         base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/flask/api/health", gunicorn)
         script = workdir / "like.lua"
         script.write_text(LIKE_LUA % PRODUCTS)
 
@@ -317,15 +333,25 @@ def main() -> int:
             )
         if os.environ.get("BENCH_SHOW_LOG"):
             out((workdir / "gunicorn.log").read_text()[-3000:])
+        stop_gunicorn(gunicorn)
+        gunicorn = None
+        if DEPLOY_WORKERS and DEPLOY_WORKERS != WORKERS:
+            out(
+                f"measuring the deploy default: {DEPLOY_WORKERS} sync workers (WEB_CONCURRENCY), same passes ..."
+            )
+            gunicorn = start_gunicorn(env, DEPLOY_WORKERS, port, workdir / "gunicorn-deploy.log")
+            workers = worker_pids(gunicorn.pid)
+            likes = measured(f"{base}/flask/api/products/1/like", mariadb, workers, script)
+            health = measured(f"{base}/flask/api/health", mariadb, workers)
+            out(
+                f"  {DEPLOY_WORKERS} workers: POST like {likes['rps']:.1f} likes/s "
+                f"p50 {likes['p50']:.2f} ms p99 {likes['p99']:.2f} ms (non-2xx {likes['non_2xx']}); "
+                f"GET health {health['rps']:.1f} req/s; ratio {likes['rps'] / health['rps']:.1%}; "
+                f"worker CPU per like {likes['cpu_ms']:.2f} ms"
+            )
         return 0
     finally:
-        if gunicorn is not None and gunicorn.poll() is None:
-            os.killpg(gunicorn.pid, signal.SIGTERM)
-            try:
-                gunicorn.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(gunicorn.pid, signal.SIGKILL)
-                gunicorn.wait()
+        stop_gunicorn(gunicorn)
         mariadb.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         mariadb.cleanup()
