@@ -47,6 +47,7 @@ HEARTBEAT_SECONDS = 5.0
 IDLE_TIMEOUT_SECONDS = 1.0
 
 _INBOX = InboxEvent.__table__
+_INSERT_INBOX = insert(_INBOX)
 
 _AUTH_ERRORS = (
     pika.exceptions.ProbableAuthenticationError,
@@ -175,7 +176,8 @@ class Consumer:
         try:
             try:
                 session.execute(
-                    insert(_INBOX).values(message_id=event.id, event_type=event.type, received_at=utcnow())
+                    _INSERT_INBOX,
+                    {"message_id": event.id, "event_type": event.type, "received_at": utcnow()},
                 )
             except IntegrityError:
                 session.rollback()

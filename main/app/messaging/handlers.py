@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.messaging import contract
@@ -25,77 +25,98 @@ APPLIED = "applied"
 STALE = "stale"
 
 
-def _insert_or_update(
-    session,
-    product_id: int,
-    update_where,
-    values: dict,
-    insert_extra: dict | None = None,
-    insert_first: bool = False,
-) -> str:
-    """Apply values to the replica row: the conditional UPDATE, or an INSERT when there is no row.
+def _newer_or_same():
+    # A tombstone of version v blocks every create/update with version <= v.
+    return or_(
+        and_(_product.c.deleted.is_(False), _product.c.version <= bindparam("p_version")),
+        and_(_product.c.deleted.is_(True), _product.c.version < bindparam("p_version")),
+    )
+
+
+# Built once: building a statement per event (coercing every value and where clause, then
+# generating its cache key) cost as much CPU as the rest of the apply together.
+_UPSERT_UPDATE = (
+    update(_product)
+    .where(_product.c.id == bindparam("p_id"), _newer_or_same())
+    .values(
+        title=bindparam("p_title"),
+        image=bindparam("p_image"),
+        version=bindparam("p_version"),
+        deleted=False,
+        updated_at=bindparam("p_now"),
+    )
+)
+_UPSERT_INSERT = insert(_product).values(
+    id=bindparam("p_id"),
+    title=bindparam("p_title"),
+    image=bindparam("p_image"),
+    version=bindparam("p_version"),
+    deleted=False,
+    likes=0,
+    likes_seq=0,
+    updated_at=bindparam("p_now"),
+)
+_DELETE_UPDATE = (
+    update(_product)
+    .where(_product.c.id == bindparam("p_id"), _product.c.version <= bindparam("p_version"))
+    .values(deleted=True, version=bindparam("p_version"), updated_at=bindparam("p_now"))
+)
+# An unknown product still gets a tombstone, so a late create cannot bring it back.
+_DELETE_INSERT = insert(_product).values(
+    id=bindparam("p_id"),
+    title="",
+    image="",
+    version=bindparam("p_version"),
+    deleted=True,
+    likes=0,
+    likes_seq=0,
+    updated_at=bindparam("p_now"),
+)
+
+_ROW_EXISTS = select(_product.c.id).where(_product.c.id == bindparam("p_id"))
+
+
+def _insert_or_update(session, update_stmt, insert_stmt, params: dict, insert_first: bool = False) -> str:
+    """Apply an event to the replica row: the conditional UPDATE, or the INSERT when there is no row.
 
     insert_first suits events that usually name a new product (product.created): the INSERT then
     succeeds in three round trips (savepoint, insert, release) instead of five (update, select,
     savepoint, insert, release). A row that exists already, tombstone included, turns the INSERT
     into an IntegrityError and the conditional UPDATE decides, exactly as on the other path.
     """
-    stmt = update(_product).where(_product.c.id == product_id, update_where).values(**values)
     if not insert_first:
-        if session.execute(stmt).rowcount:
+        if session.execute(update_stmt, params).rowcount:
             return APPLIED
-        if session.execute(select(_product.c.id).where(_product.c.id == product_id)).first():
+        if session.execute(_ROW_EXISTS, params).first():
             return STALE
     try:
         # A savepoint: the row may exist (insert_first), or a concurrent consumer may insert it first.
         with session.begin_nested():
-            session.execute(
-                insert(_product).values(
-                    id=product_id,
-                    likes=0,
-                    likes_seq=0,
-                    **values,
-                    **(insert_extra or {}),
-                )
-            )
+            session.execute(insert_stmt, params)
         return APPLIED
     except IntegrityError:
-        return APPLIED if session.execute(stmt).rowcount else STALE
+        return APPLIED if session.execute(update_stmt, params).rowcount else STALE
 
 
 def upsert_product(session, event: contract.Event) -> str:
     """Create or update the replica unless it (or its tombstone) is newer."""
     data = event.data
-    version = data["version"]
-    newer_or_same = or_(
-        and_(_product.c.deleted.is_(False), _product.c.version <= version),
-        # A tombstone of version v blocks every create/update with version <= v.
-        and_(_product.c.deleted.is_(True), _product.c.version < version),
-    )
-    values = {
-        "title": data["title"],
-        "image": data["image"],
-        "version": version,
-        "deleted": False,
-        "updated_at": utcnow(),
+    params = {
+        "p_id": data["id"],
+        "p_title": data["title"],
+        "p_image": data["image"],
+        "p_version": data["version"],
+        "p_now": utcnow(),
     }
     created = event.type == contract.PRODUCT_CREATED
-    return _insert_or_update(session, data["id"], newer_or_same, values, insert_first=created)
+    return _insert_or_update(session, _UPSERT_UPDATE, _UPSERT_INSERT, params, insert_first=created)
 
 
 def delete_product(session, event: contract.Event) -> str:
     """Turn the replica into a tombstone (or create one) unless the replica is newer."""
     data = event.data
-    version = data["version"]
-    values = {"deleted": True, "version": version, "updated_at": utcnow()}
-    # An unknown product still gets a tombstone, so a late create cannot bring it back.
-    return _insert_or_update(
-        session,
-        data["id"],
-        _product.c.version <= version,
-        values,
-        insert_extra={"title": "", "image": ""},
-    )
+    params = {"p_id": data["id"], "p_version": data["version"], "p_now": utcnow()}
+    return _insert_or_update(session, _DELETE_UPDATE, _DELETE_INSERT, params)
 
 
 def apply_snapshot(session, event: contract.Event) -> str:
