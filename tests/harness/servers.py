@@ -197,6 +197,10 @@ class RabbitNode(_Server):
             )
         super().__init__(base, "rmq-")
         self.plugins = tuple(plugins)
+        # Ports picked here may be taken by another process before the node binds them (any
+        # outgoing connection may get one as its source port); start() then picks new ones.
+        self._ports_picked_here = not (amqp_port or mgmt_port or prom_port or dist_port)
+        self._started_once = False
         self.amqp_port = amqp_port or free_port()
         self.dist_port = dist_port or free_port()  # explicit: the default AMQP+20000 can pass 65535
         self.epmd_port = epmd_port or free_port()
@@ -285,15 +289,39 @@ class RabbitNode(_Server):
 
         return pika.BlockingConnection(self.params(**kw))
 
+    PORT_ATTEMPTS = 3
+
     def start(self, timeout: float = 90, wait: bool = True) -> RabbitNode:
-        """Start the node and (unless wait=False) block until AMQP accepts a connection."""
+        """Start the node and (unless wait=False) block until AMQP accepts a connection.
+
+        On a first start with ports picked here, a listener port taken meanwhile (eaddrinuse) is
+        retried on fresh ports; a restart keeps its ports, since clients know them.
+        """
         if self.running:
             return self
-        self._start_epmd()
-        self._spawn([str(RABBIT_BIN / "rabbitmq-server")], env=self.env())
-        if wait:
-            self.wait_ready(timeout)
-        return self
+        for attempt in range(1, self.PORT_ATTEMPTS + 1):
+            self._start_epmd()
+            self._spawn([str(RABBIT_BIN / "rabbitmq-server")], env=self.env())
+            if not wait:
+                return self
+            try:
+                self.wait_ready(timeout)
+            except ServerError as exc:
+                may_move = self._ports_picked_here and not self._started_once
+                if not may_move or attempt == self.PORT_ATTEMPTS or "eaddrinuse" not in str(exc):
+                    raise
+                logger.warning("%s: a listener port was taken before the node bound it; new ports", self)
+                self.amqp_port, self.mgmt_port, self.prom_port, self.dist_port = (
+                    free_port(),
+                    free_port(),
+                    free_port(),
+                    free_port(),
+                )
+                self._write_config()
+                continue
+            self._started_once = True
+            return self
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def wait_ready(self, timeout: float = 90) -> None:
         """Block until AMQP accepts a connection; the wrapper's exit code says nothing, so connect."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,6 +50,25 @@ def test_rabbit_round_trip_with_publisher_confirms(rabbit: RabbitNode) -> None:
         ch.queue_delete(queue)
     finally:
         conn.close()
+
+
+def test_rabbit_first_start_moves_off_a_port_taken_meanwhile(tmp_path: Path) -> None:
+    """free_port() only says a port was free: if it is taken before the node binds it, start() moves."""
+    node = RabbitNode(tmp_path / "rmq")
+    with socket.socket() as squatter:
+        # Bound, not listening: like the source port of someone's outgoing connection.
+        squatter.bind(("127.0.0.1", 0))
+        taken = squatter.getsockname()[1]
+        # What the race looks like: the port picked at construction is someone else's by start().
+        node.amqp_port = taken
+        node._write_config()
+        try:
+            node.start()
+            assert node.amqp_port != taken
+            with node.connection() as conn:
+                assert conn.is_open
+        finally:
+            node.cleanup()
 
 
 def test_mariadb_query_as_service_user(mariadb: MariaDB, db_accounts) -> None:
