@@ -11,7 +11,9 @@ Prints likes/s, p50/p99 latency, non-2xx count, the baseline's req/s, the ratio 
 the worker's CPU time and the database statements per request (MariaDB's own counters), and this
 machine's speed: a bare Flask JSON endpoint (calibration_app.py) on the same one sync worker, so
 the absolute targets can be read against the machine they were set on (about 2,700 req/s there).
-Then the same two passes on the deploy default of two sync workers (BENCH_DEPLOY_WORKERS=0 skips).
+Then the floor: the like route with its database transaction stubbed out (floor_gunicorn.conf.py),
+the most a like can serve on this machine and worker setup. Then the like and health passes again
+on the deploy default of two sync workers (BENCH_DEPLOY_WORKERS=0 skips).
 Targets (issue 4, reported only): > 600 likes/s, >= 25 % of the baseline, p99 < 50 ms at 16 clients.
 """
 
@@ -45,6 +47,8 @@ WORKERS = int(os.environ.get("WEB_CONCURRENCY", "1"))
 DEPLOY_WORKERS = int(os.environ.get("BENCH_DEPLOY_WORKERS", "2"))
 # Another gunicorn config (path relative to main/), e.g. one that wraps the worker in cProfile.
 GUNICORN_CONF = os.environ.get("BENCH_GUNICORN_CONF", "gunicorn.conf.py")
+# The floor pass: main's config with the like's transaction stubbed out (what the route costs without it).
+FLOOR_CONF = Path(__file__).with_name("floor_gunicorn.conf.py")
 # What calibration_app.py served on the machine the issue's targets were measured on.
 REFERENCE_BARE_RPS = 2700
 
@@ -193,11 +197,13 @@ def calibrate(workdir: Path) -> float:
         proc.wait(timeout=30)
 
 
-def start_gunicorn(env: dict, workers: int, port: int, log_path: Path) -> subprocess.Popen:
+def start_gunicorn(
+    env: dict, workers: int, port: int, log_path: Path, conf: str = GUNICORN_CONF
+) -> subprocess.Popen:
     """Start main under gunicorn with workers sync workers on port; return once /health answers."""
     log = open(log_path, "w")  # noqa: SIM115 - closed with the workdir
     proc = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "-c", GUNICORN_CONF, "--bind", f"127.0.0.1:{port}", "app:create_app()"],
+        [str(VENV_BIN / "gunicorn"), "-c", conf, "--bind", f"127.0.0.1:{port}", "app:create_app()"],
         cwd=MAIN_DIR,
         env={**env, "WEB_CONCURRENCY": str(workers), "PORT": str(port)},
         stdout=log,
@@ -333,6 +339,18 @@ def main() -> int:
             )
         if os.environ.get("BENCH_SHOW_LOG"):
             out((workdir / "gunicorn.log").read_text()[-3000:])
+        stop_gunicorn(gunicorn)
+        gunicorn = None
+        out(
+            f"measuring the floor: the same like route with its transaction stubbed out ({FLOOR_CONF.name}) ..."
+        )
+        gunicorn = start_gunicorn(env, WORKERS, port, workdir / "gunicorn-floor.log", str(FLOOR_CONF))
+        floor = measured(f"{base}/flask/api/products/1/like", mariadb, worker_pids(gunicorn.pid), script)
+        out(
+            f"  floor, {WORKERS} worker(s): {floor['rps']:.1f} req/s p50 {floor['p50']:.2f} ms "
+            f"p99 {floor['p99']:.2f} ms; worker CPU {floor['cpu_ms']:.2f} ms per request, so the "
+            f"transaction adds {likes['cpu_ms'] - floor['cpu_ms']:.2f} ms of worker CPU to a like"
+        )
         stop_gunicorn(gunicorn)
         gunicorn = None
         if DEPLOY_WORKERS and DEPLOY_WORKERS != WORKERS:
