@@ -67,5 +67,7 @@ def init_tracing(app):
         # The provider exists even without an exporter so trace ids reach logs and outbox headers.
         trace.set_tracer_provider(provider)
         _tracer_provider_set = True
-    FlaskInstrumentor().instrument_app(app, excluded_urls=UNTRACED_URLS)
+    # enable_commenter feeds SQL comments to the SQLAlchemy instrumentation, which main does not use:
+    # left on, it only attaches one more context per request.
+    FlaskInstrumentor().instrument_app(app, excluded_urls=UNTRACED_URLS, enable_commenter=False)
     app.extensions["tracing"] = True
