@@ -455,10 +455,33 @@ class MariaDB(_Server):
             "--innodb-doublewrite=0",
         ]
 
+    PORT_ATTEMPTS = 3
+
     def start(self, timeout: float = 60) -> MariaDB:
-        """Initialise the datadir on first start, start mariadbd and wait until root can connect."""
+        """Initialise the datadir on first start, start mariadbd and wait until root can connect.
+
+        The port was only free when it was picked: on a first start, a port taken meanwhile
+        ("Address already in use") is retried on a fresh one; a restart keeps its port.
+        """
         if self.running:
             return self
+        for attempt in range(1, self.PORT_ATTEMPTS + 1):
+            try:
+                return self._start_once(timeout)
+            except ServerError as exc:
+                if (
+                    self._started_once
+                    or attempt == self.PORT_ATTEMPTS
+                    or "Address already in use" not in str(exc)
+                ):
+                    raise
+                logger.warning("%s: its port was taken before mariadbd bound it; a new port", self)
+                self.port = free_port()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    _started_once = False
+
+    def _start_once(self, timeout: float) -> MariaDB:
         if not (self.dir / "data" / "mysql").exists():
             # --no-defaults must come first: it keeps the system server's /etc/mysql config out.
             res = subprocess.run(
@@ -498,6 +521,7 @@ class MariaDB(_Server):
             ],
         )
         self.wait_ready(timeout)
+        self._started_once = True
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pika
@@ -52,23 +54,41 @@ def test_rabbit_round_trip_with_publisher_confirms(rabbit: RabbitNode) -> None:
         conn.close()
 
 
+@contextlib.contextmanager
+def squatted_port() -> Iterator[int]:
+    """Hold a port bound but not listening: like the source port of someone's outgoing connection."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        yield squatter.getsockname()[1]
+
+
 def test_rabbit_first_start_moves_off_a_port_taken_meanwhile(tmp_path: Path) -> None:
     """free_port() only says a port was free: if it is taken before the node binds it, start() moves."""
     node = RabbitNode(tmp_path / "rmq")
-    with socket.socket() as squatter:
-        # Bound, not listening: like the source port of someone's outgoing connection.
-        squatter.bind(("127.0.0.1", 0))
-        taken = squatter.getsockname()[1]
+    with squatted_port() as taken:
         # What the race looks like: the port picked at construction is someone else's by start().
         node.amqp_port = taken
         node._write_config()
         try:
-            node.start()
-            assert node.amqp_port != taken
+            assert node.start().amqp_port != taken
             with node.connection() as conn:
                 assert conn.is_open
         finally:
             node.cleanup()
+
+
+def test_mariadb_first_start_moves_off_a_port_taken_meanwhile(tmp_path: Path) -> None:
+    """The same race for MariaDB."""
+    server = MariaDB(tmp_path / "mdb")
+    with squatted_port() as taken:
+        server.port = taken
+        try:
+            assert server.start().port != taken
+            with server.root() as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                assert cur.fetchone() == (1,)
+        finally:
+            server.cleanup()
 
 
 def test_mariadb_query_as_service_user(mariadb: MariaDB, db_accounts) -> None:
