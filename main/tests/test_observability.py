@@ -38,6 +38,23 @@ def test_otlp_exporter_only_when_an_endpoint_is_set(app, monkeypatch):
     with_endpoint.shutdown()
 
 
+def test_the_standard_sampler_variables_choose_the_sampler(app, monkeypatch):
+    """README: operators sample with OTEL_TRACES_SAMPLER(_ARG); the default records every trace."""
+    providers = []
+    monkeypatch.setattr(trace, "set_tracer_provider", providers.append)
+    monkeypatch.setattr(observability, "_tracer_provider_set", False)
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    observability.init_tracing(app)
+    monkeypatch.setattr(observability, "_tracer_provider_set", False)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    observability.init_tracing(app)
+
+    default, sampled = (p.sampler.get_description() for p in providers)
+    assert default.startswith("ParentBased{root:AlwaysOnSampler,")
+    assert sampled.startswith("ParentBased{root:TraceIdRatioBased{0.25}")
+
+
 def test_requests_are_traced_without_an_exporter(client, add_product):
     add_product(1)
     response = client.post("/flask/api/products/1/like")
