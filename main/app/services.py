@@ -12,7 +12,7 @@ import time
 from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from app.extensions import db
+from app.extensions import db, is_mysql
 from app.logging_config import quiet_loggers
 from app.messaging.contract import PRODUCT_LIKED, PRODUCT_UNLIKED
 from app.messaging.outbox import enqueue_core
@@ -77,13 +77,9 @@ _INSERT_LIKE_MYSQL = (
 _DELETE_LIKE_MYSQL = "DELETE FROM product_like WHERE shopper_id = %(sid)s AND product_id = %(pid)s"
 
 
-def _is_mysql(conn):
-    return conn.dialect.name in ("mysql", "mariadb")
-
-
 def _bump_likes(conn, product_id, delta, now):
     """Add delta to a live product's likes and advance likes_seq; return (likes, seq) or None if absent."""
-    if _is_mysql(conn):
+    if is_mysql(conn):
         result = conn.exec_driver_sql(_BUMP_LIKES_MYSQL, {"pid": product_id, "delta": delta, "now": now})
         if result.rowcount == 0:
             return None
@@ -98,7 +94,7 @@ def _bump_likes(conn, product_id, delta, now):
 
 
 def _insert_like(conn, shopper_id, product_id, now):
-    if _is_mysql(conn):
+    if is_mysql(conn):
         conn.exec_driver_sql(_INSERT_LIKE_MYSQL, {"sid": shopper_id, "pid": product_id, "now": now})
     else:
         conn.execute(_INSERT_LIKE, {"shopper_id": shopper_id, "product_id": product_id, "created_at": now})
@@ -106,7 +102,7 @@ def _insert_like(conn, shopper_id, product_id, now):
 
 def _delete_like(conn, shopper_id, product_id):
     """Delete shopper_id's like of product_id; return how many rows went (0 or 1)."""
-    if _is_mysql(conn):
+    if is_mysql(conn):
         return conn.exec_driver_sql(_DELETE_LIKE_MYSQL, {"sid": shopper_id, "pid": product_id}).rowcount
     return conn.execute(_DELETE_LIKE, {"sid": shopper_id, "pid": product_id}).rowcount
 

@@ -162,6 +162,29 @@ class _Server:
     def start(self, timeout: float = 90):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    # free_port() only says a port was free when it was picked: another process (any outgoing
+    # connection's source port) may hold it by the time the server binds it. A first start with
+    # ports picked here then moves to fresh ones; a restart keeps its ports, since clients know them.
+    PORT_ATTEMPTS = 3
+    _ports_picked_here = True
+    _started_once = False
+
+    def _start_moving_ports(self, start_once, port_taken: str):
+        """Return start_once(), retried on fresh ports (_pick_ports) when it fails with port_taken."""
+        for attempt in range(1, self.PORT_ATTEMPTS + 1):
+            try:
+                return start_once()
+            except ServerError as exc:
+                may_move = self._ports_picked_here and not self._started_once
+                if not may_move or attempt == self.PORT_ATTEMPTS or port_taken not in str(exc):
+                    raise
+                logger.warning("%s: a port was taken before the server bound it; trying new ports", self)
+                self._pick_ports()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pick_ports(self) -> None:  # pragma: no cover - overridden where ports are picked
+        raise NotImplementedError
+
     def cleanup(self) -> None:
         """Stop the server and remove its temp dir (only when the harness created it)."""
         self.stop()
@@ -197,10 +220,7 @@ class RabbitNode(_Server):
             )
         super().__init__(base, "rmq-")
         self.plugins = tuple(plugins)
-        # Ports picked here may be taken by another process before the node binds them (any
-        # outgoing connection may get one as its source port); start() then picks new ones.
         self._ports_picked_here = not (amqp_port or mgmt_port or prom_port or dist_port)
-        self._started_once = False
         self.amqp_port = amqp_port or free_port()
         self.dist_port = dist_port or free_port()  # explicit: the default AMQP+20000 can pass 65535
         self.epmd_port = epmd_port or free_port()
@@ -289,39 +309,31 @@ class RabbitNode(_Server):
 
         return pika.BlockingConnection(self.params(**kw))
 
-    PORT_ATTEMPTS = 3
-
     def start(self, timeout: float = 90, wait: bool = True) -> RabbitNode:
         """Start the node and (unless wait=False) block until AMQP accepts a connection.
 
-        On a first start with ports picked here, a listener port taken meanwhile (eaddrinuse) is
-        retried on fresh ports; a restart keeps its ports, since clients know them.
+        A first start whose picked ports were taken meanwhile (eaddrinuse) moves to fresh ports.
         """
         if self.running:
             return self
-        for attempt in range(1, self.PORT_ATTEMPTS + 1):
-            self._start_epmd()
-            self._spawn([str(RABBIT_BIN / "rabbitmq-server")], env=self.env())
-            if not wait:
-                return self
-            try:
-                self.wait_ready(timeout)
-            except ServerError as exc:
-                may_move = self._ports_picked_here and not self._started_once
-                if not may_move or attempt == self.PORT_ATTEMPTS or "eaddrinuse" not in str(exc):
-                    raise
-                logger.warning("%s: a listener port was taken before the node bound it; new ports", self)
-                self.amqp_port, self.mgmt_port, self.prom_port, self.dist_port = (
-                    free_port(),
-                    free_port(),
-                    free_port(),
-                    free_port(),
-                )
-                self._write_config()
-                continue
+        return self._start_moving_ports(lambda: self._start_once(timeout, wait), "eaddrinuse")
+
+    def _start_once(self, timeout: float, wait: bool) -> RabbitNode:
+        self._start_epmd()
+        self._spawn([str(RABBIT_BIN / "rabbitmq-server")], env=self.env())
+        if wait:
+            self.wait_ready(timeout)
             self._started_once = True
-            return self
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self
+
+    def _pick_ports(self) -> None:
+        self.amqp_port, self.mgmt_port, self.prom_port, self.dist_port = (
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        )
+        self._write_config()
 
     def wait_ready(self, timeout: float = 90) -> None:
         """Block until AMQP accepts a connection; the wrapper's exit code says nothing, so connect."""
@@ -455,31 +467,18 @@ class MariaDB(_Server):
             "--innodb-doublewrite=0",
         ]
 
-    PORT_ATTEMPTS = 3
-
     def start(self, timeout: float = 60) -> MariaDB:
         """Initialise the datadir on first start, start mariadbd and wait until root can connect.
 
-        The port was only free when it was picked: on a first start, a port taken meanwhile
-        ("Address already in use") is retried on a fresh one; a restart keeps its port.
+        A first start whose picked port was taken meanwhile ("Address already in use") moves to a
+        fresh port.
         """
         if self.running:
             return self
-        for attempt in range(1, self.PORT_ATTEMPTS + 1):
-            try:
-                return self._start_once(timeout)
-            except ServerError as exc:
-                if (
-                    self._started_once
-                    or attempt == self.PORT_ATTEMPTS
-                    or "Address already in use" not in str(exc)
-                ):
-                    raise
-                logger.warning("%s: its port was taken before mariadbd bound it; a new port", self)
-                self.port = free_port()
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._start_moving_ports(lambda: self._start_once(timeout), "Address already in use")
 
-    _started_once = False
+    def _pick_ports(self) -> None:
+        self.port = free_port()
 
     def _start_once(self, timeout: float) -> MariaDB:
         if not (self.dir / "data" / "mysql").exists():

@@ -193,8 +193,7 @@ def calibrate(workdir: Path) -> float:
         wait_http(f"http://127.0.0.1:{port}/", proc)
         return run_wrk(f"http://127.0.0.1:{port}/")["rps"]
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop_gunicorn(proc)
 
 
 def start_gunicorn(
@@ -219,7 +218,7 @@ def start_gunicorn(
 
 
 def stop_gunicorn(proc: subprocess.Popen | None) -> None:
-    """Stop a gunicorn started by start_gunicorn (SIGTERM, then SIGKILL after 30 s)."""
+    """Stop a gunicorn and its workers (SIGTERM to its process group, then SIGKILL after 30 s)."""
     if proc is None or proc.poll() is not None:
         return
     os.killpg(proc.pid, signal.SIGTERM)

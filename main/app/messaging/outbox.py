@@ -8,6 +8,7 @@ import socket
 from opentelemetry import propagate
 from sqlalchemy import insert
 
+from app.extensions import is_mysql
 from app.messaging.contract import envelope
 from app.models import OutboxEvent, utcnow
 
@@ -53,7 +54,7 @@ def enqueue(session, event_type, data):
 def enqueue_core(connection, event_type, data):
     """Insert an outbox row on connection inside its open transaction; return the event id."""
     values = outbox_values(event_type, data)
-    if connection.dialect.name in ("mysql", "mariadb"):
+    if is_mysql(connection):
         connection.exec_driver_sql(_INSERT_MYSQL, values)
     else:
         connection.execute(_INSERT, values)

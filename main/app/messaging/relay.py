@@ -26,7 +26,7 @@ from pika.spec import Basic
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.extensions import db
+from app.extensions import db, is_mysql
 from app.messaging import contract, metrics, topology
 from app.messaging.worker import (
     DATABASE_ERRORS,
@@ -440,7 +440,7 @@ class Relay:
         session = db.session
         broker_error: BrokerUnavailable | None = None
         try:
-            if db.engine.dialect.name in ("mysql", "mariadb"):
+            if is_mysql(db.engine):
                 # READ COMMITTED: no gap locks, so the web's new outbox inserts never wait on us.
                 session.connection(execution_options={"isolation_level": "READ COMMITTED"})
             rows = self.claim(session)
