@@ -11,22 +11,47 @@ VAR    := $(ROOT)/var
 STAMP  := $(VENV)/.installed
 NPM_STAMP := $(ROOT)/frontend/node_modules/.installed
 
-# Embedded defaults for `make run`: SQLite per service under var/, a local RabbitMQ node. Any of
-# them can be overridden from the environment; they are passed to the app's processes only, never
-# to the test suites.
+# Embedded defaults for `make run`: SQLite per service under $(RUN_DIR), a local RabbitMQ node.
+# Any of them can be overridden from the environment (the default-stack test runs `make run` on
+# free ports in a temporary RUN_DIR); they are passed to the app's processes only, never to the
+# test suites.
+RUN_DIR            ?= $(VAR)
 APP_ENV            ?= development
 LOG_LEVEL          ?= INFO
-RABBITMQ_URL       ?= amqp://guest:guest@127.0.0.1:5672/%2F
-ADMIN_DATABASE_URL ?= sqlite:///$(VAR)/admin.sqlite3
-MAIN_DATABASE_URL  ?= sqlite:///$(VAR)/main.sqlite3
+ADMIN_PORT         ?= 8000
+MAIN_PORT          ?= 5000
+SPA_PORT           ?= 8080
+DEV_RABBITMQ_PORT  ?= 5672
+DEV_RABBITMQ_MANAGEMENT_PORT ?= 15672
+DEV_RABBITMQ_PROMETHEUS_PORT ?= 15692
+DEV_RABBITMQ_EPMD_PORT       ?= 4370
+ADMIN_CONSUMER_METRICS_PORT  ?= 9801
+ADMIN_RELAY_METRICS_PORT     ?= 9802
+DRIFT_METRICS_PORT           ?= 9803
+MAIN_CONSUMER_METRICS_PORT   ?= 9811
+MAIN_RELAY_METRICS_PORT      ?= 9812
+ADMIN_WAKEUP_ADDR  ?= 127.0.0.1:7801
+MAIN_WAKEUP_ADDR   ?= 127.0.0.1:7802
+RABBITMQ_URL       ?= amqp://guest:guest@127.0.0.1:$(DEV_RABBITMQ_PORT)/%2F
+ADMIN_DATABASE_URL ?= sqlite:///$(RUN_DIR)/admin.sqlite3
+MAIN_DATABASE_URL  ?= sqlite:///$(RUN_DIR)/main.sqlite3
 ADMIN_USERNAME     ?= admin
 ADMIN_PASSWORD     ?= admin
 ADMIN_EMAIL        ?= admin@example.com
 DJANGO_ADMIN_URL   ?= django-admin/
+CSRF_TRUSTED_ORIGINS ?= http://localhost:$(SPA_PORT),http://127.0.0.1:$(SPA_PORT)
 RUN_ENV := APP_ENV=$(APP_ENV) LOG_LEVEL=$(LOG_LEVEL) RABBITMQ_URL='$(RABBITMQ_URL)' \
 	ADMIN_DATABASE_URL='$(ADMIN_DATABASE_URL)' MAIN_DATABASE_URL='$(MAIN_DATABASE_URL)' \
 	ADMIN_USERNAME='$(ADMIN_USERNAME)' ADMIN_PASSWORD='$(ADMIN_PASSWORD)' ADMIN_EMAIL='$(ADMIN_EMAIL)' \
-	DJANGO_ADMIN_URL='$(DJANGO_ADMIN_URL)' PYTHONUNBUFFERED=1
+	DJANGO_ADMIN_URL='$(DJANGO_ADMIN_URL)' CSRF_TRUSTED_ORIGINS='$(CSRF_TRUSTED_ORIGINS)' \
+	ADMIN_PORT=$(ADMIN_PORT) MAIN_PORT=$(MAIN_PORT) SPA_PORT=$(SPA_PORT) \
+	DEV_RABBITMQ_DATA_DIR='$(RUN_DIR)/rabbitmq' DEV_RABBITMQ_PORT=$(DEV_RABBITMQ_PORT) \
+	DEV_RABBITMQ_MANAGEMENT_PORT=$(DEV_RABBITMQ_MANAGEMENT_PORT) \
+	DEV_RABBITMQ_PROMETHEUS_PORT=$(DEV_RABBITMQ_PROMETHEUS_PORT) DEV_RABBITMQ_EPMD_PORT=$(DEV_RABBITMQ_EPMD_PORT) \
+	ADMIN_CONSUMER_METRICS_PORT=$(ADMIN_CONSUMER_METRICS_PORT) ADMIN_RELAY_METRICS_PORT=$(ADMIN_RELAY_METRICS_PORT) \
+	DRIFT_METRICS_PORT=$(DRIFT_METRICS_PORT) MAIN_CONSUMER_METRICS_PORT=$(MAIN_CONSUMER_METRICS_PORT) \
+	MAIN_RELAY_METRICS_PORT=$(MAIN_RELAY_METRICS_PORT) \
+	ADMIN_WAKEUP_ADDR=$(ADMIN_WAKEUP_ADDR) MAIN_WAKEUP_ADDR=$(MAIN_WAKEUP_ADDR) PYTHONUNBUFFERED=1
 
 .PHONY: help
 help: ## list the targets
@@ -68,7 +93,7 @@ frontend-build: $(NPM_STAMP) ## build the SPA into frontend/dist
 # ---------------------------------------------------------------------------------------------
 .PHONY: run prepare reset
 prepare: system-deps-run deps frontend-build
-	@mkdir -p $(VAR)
+	@mkdir -p $(RUN_DIR)
 	@echo "==> migrating the databases, creating the superuser, loading demo products"
 	@cd admin && env $(RUN_ENV) LOG_LEVEL=WARNING DATABASE_URL='$(ADMIN_DATABASE_URL)' $(PY) manage.py migrate --noinput -v 0
 	@cd main && env $(RUN_ENV) LOG_LEVEL=WARNING DATABASE_URL='$(MAIN_DATABASE_URL)' $(VENV)/bin/flask --app app db upgrade
@@ -77,19 +102,19 @@ prepare: system-deps-run deps frontend-build
 
 run: prepare ## start the whole app on embedded defaults (Ctrl-C stops it)
 	@echo
-	@echo "  Shoppers' gallery    http://localhost:8080/"
-	@echo "  Admin product pages  http://localhost:8080/admin/products   (login $(ADMIN_USERNAME) / $(ADMIN_PASSWORD))"
-	@echo "  Django admin         http://localhost:8080/$(DJANGO_ADMIN_URL)"
-	@echo "  Admin API            http://localhost:8000/api/products   (docs /api/docs, metrics /metrics)"
-	@echo "  Main API             http://localhost:5000/flask/api/products   (docs /flask/api/docs, metrics /metrics)"
-	@echo "  RabbitMQ             amqp://localhost:5672   management UI http://localhost:15672 (guest / guest)"
-	@echo "  Data                 $(VAR)   (make reset wipes it)"
+	@echo "  Shoppers' gallery    http://localhost:$(SPA_PORT)/"
+	@echo "  Admin product pages  http://localhost:$(SPA_PORT)/admin/products   (login $(ADMIN_USERNAME) / $(ADMIN_PASSWORD))"
+	@echo "  Django admin         http://localhost:$(SPA_PORT)/$(DJANGO_ADMIN_URL)"
+	@echo "  Admin API            http://localhost:$(ADMIN_PORT)/api/products   (docs /api/docs, metrics /metrics)"
+	@echo "  Main API             http://localhost:$(MAIN_PORT)/flask/api/products   (docs /flask/api/docs, metrics /metrics)"
+	@echo "  RabbitMQ             amqp://localhost:$(DEV_RABBITMQ_PORT)   management UI http://localhost:$(DEV_RABBITMQ_MANAGEMENT_PORT) (guest / guest)"
+	@echo "  Data                 $(RUN_DIR)   (make reset wipes it)"
 	@echo
-	@touch $(VAR)/run.env   # honcho would otherwise read ./.env, which belongs to docker compose
-	@exec env $(RUN_ENV) $(VENV)/bin/honcho start -f Procfile -d $(ROOT) -e $(VAR)/run.env
+	@touch $(RUN_DIR)/run.env   # honcho would otherwise read ./.env, which belongs to docker compose
+	@exec env $(RUN_ENV) $(VENV)/bin/honcho start -f Procfile -d $(ROOT) -e $(RUN_DIR)/run.env
 
 reset: ## delete the data of `make run` (SQLite files, the dev RabbitMQ node)
-	rm -rf $(VAR)
+	rm -rf $(RUN_DIR)/admin.sqlite3* $(RUN_DIR)/main.sqlite3* $(RUN_DIR)/rabbitmq $(RUN_DIR)/run.env
 
 # ---------------------------------------------------------------------------------------------
 # Tests
@@ -175,7 +200,7 @@ CHECK_DEPLOY_ENV := APP_ENV=production \
 
 .PHONY: check
 check: deps frontend-deps ## static checks: ruff, eslint + tsc, dashboards, bandit (high), secrets scan, Django deploy checks
-	$(VENV)/bin/ruff check admin main tests grafana-prometheus
+	$(VENV)/bin/ruff check admin main tests grafana-prometheus dev
 	cd frontend && npm run --silent lint && npm run --silent typecheck
 	$(PY) grafana-prometheus/build_dashboards.py --check
 	$(VENV)/bin/bandit -q -r admin main -x '*/tests/*,*/migrations/*,*/node_modules/*' -lll

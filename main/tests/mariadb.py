@@ -3,7 +3,8 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+_ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(_ROOT / "tests"), str(_ROOT)]  # the harness, and dev/ which it builds on
 
 from harness.servers import MariaDB as _HarnessMariaDB  # noqa: E402
 from harness.servers import free_port  # noqa: E402

@@ -62,15 +62,23 @@ def squatted_port() -> Iterator[int]:
         yield squatter.getsockname()[1]
 
 
-def test_rabbit_first_start_moves_off_a_port_taken_meanwhile(tmp_path: Path) -> None:
-    """free_port() only says a port was free: if it is taken before the node binds it, start() moves."""
+@pytest.mark.parametrize("booting", [False, True], ids=["start", "start-then-wait_ready"])
+def test_rabbit_first_start_moves_off_a_port_taken_meanwhile(tmp_path: Path, booting: bool) -> None:
+    """free_port() only says a port was free: if it is taken before the node binds it, the node moves.
+
+    The session fixture boots the node without waiting (start(wait=False)), then calls wait_ready().
+    """
     node = RabbitNode(tmp_path / "rmq")
     with squatted_port() as taken:
         # What the race looks like: the port picked at construction is someone else's by start().
         node.amqp_port = taken
         node._write_config()
         try:
-            assert node.start().amqp_port != taken
+            if booting:
+                node.start(wait=False).wait_ready()
+            else:
+                node.start()
+            assert node.amqp_port != taken
             with node.connection() as conn:
                 assert conn.is_open
         finally:
@@ -110,7 +118,7 @@ def test_rabbit_kill9_and_restart_keeps_confirmed_messages(rabbit: RabbitNode) -
     with rabbit.connection() as conn:
         ch = conn.channel()
         ch.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
-        # RabbitMQ 3.10 / ra 2.2 loses a quorum queue hard-killed < ~1 s after declaring (local-services §1).
+        # RabbitMQ 3.10 / ra 2.2 loses a quorum queue hard-killed less than about 1 s after declaring it.
         time.sleep(1.5)
         ch.confirm_delivery()
         for i in range(50):
@@ -202,7 +210,7 @@ def test_wait_for_cli_exit_codes(rabbit: RabbitNode) -> None:
     )
 
 
-# ----- devbroker (the `broker` process of `make run`) ---------------------------------------------------
+# ----- dev.broker (the `broker` process of `make run`) --------------------------------------------------
 def _devbroker(tmp_path: Path, amqp_port: int, **env: str) -> subprocess.Popen:
     full_env = {
         **os.environ,
@@ -211,8 +219,8 @@ def _devbroker(tmp_path: Path, amqp_port: int, **env: str) -> subprocess.Popen:
         **env,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "harness.devbroker"],
-        cwd=TESTS,
+        [sys.executable, "-m", "dev.broker"],
+        cwd=TESTS.parent,
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -229,7 +237,7 @@ def test_devbroker_refuses_a_port_taken_by_another_broker(rabbit: RabbitNode, tm
 
 
 def test_devbroker_without_rabbitmq_installed_says_how_to_install(monkeypatch, tmp_path, caplog) -> None:
-    from harness import devbroker, servers
+    from dev import broker, servers
 
     monkeypatch.setattr(servers, "RABBIT_BIN", tmp_path / "missing")
     for var in (
@@ -238,7 +246,7 @@ def test_devbroker_without_rabbitmq_installed_says_how_to_install(monkeypatch, t
         "DEV_RABBITMQ_PROMETHEUS_PORT",
     ):
         monkeypatch.setenv(var, str(free_port()))
-    assert devbroker.main() == 3
+    assert broker.main() == 3
     assert "apt-get install rabbitmq-server" in caplog.text
     assert "docker compose up" in caplog.text
 

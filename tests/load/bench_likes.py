@@ -14,7 +14,7 @@ the absolute targets can be read against the machine they were set on (about 2,7
 Then the floor: the like route with its database transaction stubbed out (floor_gunicorn.conf.py),
 the most a like can serve on this machine and worker setup. Then the like and health passes again
 on the deploy default of two sync workers (BENCH_DEPLOY_WORKERS=0 skips).
-Targets (issue 4, reported only): > 600 likes/s, >= 25 % of the baseline, p99 < 50 ms at 16 clients.
+Targets (README: Benchmarks; reported only): > 600 likes/s, >= 25 % of the baseline, p99 < 50 ms at 16 clients.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS))
+sys.path[:0] = [str(TESTS), str(TESTS.parent)]  # harness, and dev (the servers)
 
 from harness.servers import MariaDB, free_port  # noqa: E402
 
@@ -49,7 +49,7 @@ DEPLOY_WORKERS = int(os.environ.get("BENCH_DEPLOY_WORKERS", "2"))
 GUNICORN_CONF = os.environ.get("BENCH_GUNICORN_CONF", "gunicorn.conf.py")
 # The floor pass: main's config with the like's transaction stubbed out (what the route costs without it).
 FLOOR_CONF = Path(__file__).with_name("floor_gunicorn.conf.py")
-# What calibration_app.py served on the machine the issue's targets were measured on.
+# What calibration_app.py served on the machine the targets were set on (README: Benchmarks).
 REFERENCE_BARE_RPS = 2700
 
 LIKE_LUA = """
@@ -313,7 +313,7 @@ def main() -> int:
         scale = bare / REFERENCE_BARE_RPS
         out(
             f"  this machine: bare Flask JSON on one sync worker {bare:.0f} req/s "
-            f"(the issue's machine: about {REFERENCE_BARE_RPS}), speed factor {scale:.2f}"
+            f"(the targets' machine: about {REFERENCE_BARE_RPS}), speed factor {scale:.2f}"
         )
         out(
             "  targets: > 600 likes/s, ratio >= 25 %, p99 < 50 ms -> "

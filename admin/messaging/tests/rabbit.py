@@ -1,21 +1,22 @@
 """Throwaway RabbitMQ node for admin's broker tests: the repository's shared test harness.
 
-Every real-server test of the repository starts its servers through tests/harness/servers.py,
-so this module only makes that package importable and adapts two names.
+Every real-server test of the repository starts its RabbitMQ nodes through dev/servers.py (the
+same code that runs `make run`'s broker), so this module only makes it importable and adapts two
+names.
 """
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root: dev/
 
-from harness.servers import RabbitNode as _HarnessRabbitNode  # noqa: E402
-from harness.servers import free_port  # noqa: E402
+from dev.servers import RabbitNode as _DevRabbitNode  # noqa: E402
+from dev.servers import free_port  # noqa: E402
 
 __all__ = ["RabbitNode", "free_port"]
 
 
-class RabbitNode(_HarnessRabbitNode):
+class RabbitNode(_DevRabbitNode):
     """A throwaway node on free ports in a temp dir."""
 
     def kill(self) -> None:

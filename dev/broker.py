@@ -1,11 +1,11 @@
 """Run the development RabbitMQ node in the foreground (the `broker` process of `make run`).
 
-Data lives in <repo>/var/rabbitmq and survives restarts. AMQP on 127.0.0.1:5672, management UI on
-15672 and rabbitmq_prometheus on 15692 (DEV_RABBITMQ_PORT, DEV_RABBITMQ_MANAGEMENT_PORT,
-DEV_RABBITMQ_PROMETHEUS_PORT, DEV_RABBITMQ_EPMD_PORT override them); a private epmd, never the
-system one. SIGINT/SIGTERM stop the node cleanly and exit 0.
+Data lives in DEV_RABBITMQ_DATA_DIR (default var/rabbitmq) and survives restarts. AMQP on
+127.0.0.1:5672, management UI on 15672 and rabbitmq_prometheus on 15692 (DEV_RABBITMQ_PORT,
+DEV_RABBITMQ_MANAGEMENT_PORT, DEV_RABBITMQ_PROMETHEUS_PORT, DEV_RABBITMQ_EPMD_PORT override them);
+a private epmd, never the system one. SIGINT/SIGTERM stop the node cleanly and exit 0.
 
-Run from tests/: ``python -m harness.devbroker`` (or ``python tests/harness/devbroker.py``).
+Run from the repository root: ``python -m dev.broker``.
 Exit codes: 0 clean stop, 1 the node failed, 2 a port is taken, 3 rabbitmq-server is not installed.
 """
 
@@ -19,15 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `harness` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dev.servers import RabbitNode, ServerError, ServerNotInstalled, tail
 
-from harness.servers import RabbitNode, ServerError, ServerNotInstalled, tail
+logger = logging.getLogger(__name__)
 
-logger = logging.getLogger("devbroker")
-
-ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("DEV_RABBITMQ_DATA_DIR") or ROOT / "var" / "rabbitmq")  # override: tests only
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("DEV_RABBITMQ_DATA_DIR") or ROOT / "var" / "rabbitmq")
 NODENAME = "devbroker@localhost"  # fixed: the node name selects the data dir under mnesia/
 PLUGINS = ("rabbitmq_management", "rabbitmq_prometheus")
 INSTALL_HINT = (
@@ -104,7 +101,7 @@ def _port_problem(amqp: int, mgmt: int, prom: int) -> str | None:
 
 def main() -> int:
     """Start the dev node, block until SIGINT/SIGTERM, stop it cleanly; return the exit code."""
-    logging.basicConfig(level=logging.INFO, format="devbroker: %(message)s", stream=sys.stdout)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stdout)
     amqp = _port("DEV_RABBITMQ_PORT", 5672)
     mgmt = _port("DEV_RABBITMQ_MANAGEMENT_PORT", 15672)
     prom = _port("DEV_RABBITMQ_PROMETHEUS_PORT", 15692)
