@@ -12,6 +12,16 @@ logger = logging.getLogger(__name__)
 
 SECRET_KEYS = ("username", "password", "host", "port", "dbname")
 MYSQL_OPTIONS = {"charset": "utf8mb4"}
+# SQLite shared by several processes (`make run`: web workers, consumer, relay, drift check). In a
+# DEFERRED transaction (the default) that reads and then writes, the write fails at once with
+# "database is locked" when another process committed since the read; IMMEDIATE takes the write
+# lock at BEGIN, where the busy timeout (seconds) does wait, and WAL lets the file be read while
+# one process writes. https://docs.djangoproject.com/en/5.2/ref/databases/#database-is-locked-errors
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL",
+}
 
 
 class SecretUnavailable(Exception):
@@ -74,6 +84,7 @@ def url_config(url: str) -> dict:
         config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
     elif config["ENGINE"] == "django.db.backends.sqlite3":
         config["CONN_MAX_AGE"] = 0
+        config.setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
     return config
 
 

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 
 from pythonjsonlogger.json import JsonFormatter
 
 SERVICE = "admin"
+_quiet = threading.local()
+
+
+@contextlib.contextmanager
+def quiet_loggers(*prefixes: str):
+    """Drop records of loggers under prefixes in this thread (e.g. pika's errors during a probe)."""
+    _quiet.prefixes = prefixes
+    try:
+        yield
+    finally:
+        _quiet.prefixes = ()
 
 
 class TraceContextFilter(logging.Filter):
     """Add the current OpenTelemetry trace id to each record (when a span is active)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        prefixes = getattr(_quiet, "prefixes", ())
+        if prefixes and record.name.startswith(prefixes):
+            return False
         if not hasattr(record, "trace_id"):
             from opentelemetry import trace
 
@@ -32,12 +48,22 @@ def json_formatter() -> JsonFormatter:
     )
 
 
+def not_a_readiness_answer(record: logging.LogRecord) -> bool:
+    """Keep django.request's records, except the 503 of /api/ready: a "not ready" answer is not an error."""
+    request = getattr(record, "request", None)
+    path = getattr(request, "path", "")
+    return not (getattr(record, "status_code", None) == 503 and path.rstrip("/") == "/api/ready")
+
+
 def logging_config(level: str = "INFO") -> dict:
     """Return a dictConfig that writes JSON lines to stdout."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"trace": {"()": "config.log.TraceContextFilter"}},
+        "filters": {
+            "trace": {"()": "config.log.TraceContextFilter"},
+            "readiness": {"()": "django.utils.log.CallbackFilter", "callback": not_a_readiness_answer},
+        },
         "formatters": {"json": {"()": "config.log.json_formatter"}},
         "handlers": {
             "stdout": {
@@ -51,6 +77,8 @@ def logging_config(level: str = "INFO") -> dict:
         "loggers": {
             # Request noise is in the access log already; keep warnings and errors.
             "django.server": {"level": "WARNING"},
+            # A readiness probe polled while the stack starts would log every 503 at ERROR.
+            "django.request": {"filters": ["readiness"]},
             "pika": {"level": "WARNING"},
             "botocore": {"level": "WARNING"},
             "urllib3": {"level": "WARNING"},

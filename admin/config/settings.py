@@ -113,8 +113,11 @@ _db, DATABASE_SOURCE = database_config(
 # The test suite may run against MySQL/MariaDB: TEST_DATABASE_URL=mysql://user:pw@host:port/db.
 if env_str("TEST_DATABASE_URL"):
     _db, DATABASE_SOURCE = url_config(env_str("TEST_DATABASE_URL")), "TEST_DATABASE_URL"
-# Every request is one transaction: a product change and its outbox row commit together.
-_db["ATOMIC_REQUESTS"] = True
+# No request-wide transaction (ATOMIC_REQUESTS stays off): a product change and its outbox row
+# commit together because products.services wraps each change in its own transaction.atomic(),
+# and the Django admin wraps its change views. A request-wide transaction would hold the database
+# for the whole request, password hashing included; on SQLite, where a write transaction locks
+# the whole file, every other process's write would wait for it.
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -179,13 +182,17 @@ CORS_EXPOSE_HEADERS = ["X-Total-Count"]
 # ---------------------------------------------------------------------------------------------
 # Django REST framework: https://www.django-rest-framework.org/api-guide/settings/
 # ---------------------------------------------------------------------------------------------
+# HTTP Basic auth runs the password hasher (PBKDF2, about 0.3-1 s of CPU) on every request, and
+# so does every wrong guess: API clients use a token (POST /api/auth/token). Basic stays on in
+# development, for `curl -u`, and is off in production unless API_BASIC_AUTH=1 (README: Admin API).
+API_BASIC_AUTH = env_bool("API_BASIC_AUTH", not PRODUCTION)
 REST_FRAMEWORK = {
     # Token first: its "Token" challenge makes anonymous writes 401 without a browser
     # basic-auth pop-up; session auth enforces CSRF.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        *(["rest_framework.authentication.BasicAuthentication"] if API_BASIC_AUTH else []),
     ],
     "DEFAULT_PERMISSION_CLASSES": ["products.permissions.IsStaffOrReadOnly"],
     "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser"],

@@ -36,7 +36,7 @@ DUPLICATE = "duplicate"
 DEAD_LETTERED = "dead_lettered"
 ABANDONED = "abandoned"
 
-# Metric names fixed by the SPEC.
+# The same metric names in both services: the dashboards and alert rules query them by name.
 EVENTS_CONSUMED = Counter("events_consumed", "Events applied and acked", ["type"])
 EVENTS_DUPLICATES = Counter(
     "events_duplicates",
@@ -374,7 +374,8 @@ class Consumer:
         params: pika.ConnectionParameters | None = None,
         stop: runtime.StopSignal | None = None,
     ):
-        self.params = params
+        self.params = params or topology.connection_parameters(client_name="admin-consumer")
+        self.broker_wait = runtime.BrokerWait(self.params)
         self.stop = stop or runtime.StopSignal()
         self.connection: pika.BlockingConnection | None = None
         self.channel = None
@@ -407,7 +408,8 @@ class Consumer:
                     raise
                 self._disconnect()
                 delay = self._backoff.next_delay()
-                logger.warning("broker unavailable (%r); retrying in %.1fs", exc, delay)
+                if not self.broker_wait.failed(exc):
+                    logger.warning("broker unavailable (%r); retrying in %.1fs", exc, delay)
                 select.select([self.stop], [], [], delay)
                 return
         try:
@@ -423,9 +425,9 @@ class Consumer:
         self._maybe_beat()
 
     def _connect(self) -> None:
-        self.connection = pika.BlockingConnection(
-            self.params or topology.connection_parameters(client_name="admin-consumer")
-        )
+        with self.broker_wait.attempt():
+            self.connection = pika.BlockingConnection(self.params)
+        self.broker_wait.succeeded()
         self.channel = self.connection.channel()
         topology.declare_consumer(self.channel)
         self.channel.basic_qos(prefetch_count=PREFETCH_COUNT)

@@ -40,7 +40,7 @@ PRUNE_INTERVAL_SECONDS = 300.0
 MAX_RETRY_DELAY_SECONDS = 60
 TRACE_HEADERS = ("traceparent", "tracestate")
 
-# Metric names fixed by the SPEC.
+# The same metric names in both services: the dashboards and alert rules query them by name.
 EVENTS_PUBLISHED = Counter("events_published", "Events confirmed by the broker and marked sent", ["type"])
 OUTBOX_PENDING = Gauge("outbox_pending", "Outbox rows not yet published")
 OUTBOX_OLDEST_AGE = Gauge("outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")
@@ -93,7 +93,7 @@ def trace_headers(raw: str | None) -> dict[str, str]:
 
 
 def to_message(row) -> OutgoingMessage:
-    """Build the AMQP message of an outbox row (properties per SPEC)."""
+    """Build the AMQP message of an outbox row (properties as in README: Event catalogue)."""
     properties = pika.BasicProperties(
         message_id=row.event_id,
         type=row.event_type,
@@ -379,7 +379,8 @@ class Relay:
         inbox_retention_hours: float = 168,
         stop: runtime.StopSignal | None = None,
     ):
-        self.params = params
+        self.params = params or topology.connection_parameters(client_name="admin-relay")
+        self.broker_wait = runtime.BrokerWait(self.params)
         self.batch_size = batch_size
         self.wakeup_addr = wakeup_addr
         self.outbox_retention_hours = outbox_retention_hours
@@ -412,14 +413,17 @@ class Relay:
     def _step(self, wakeup: WakeupListener) -> None:
         if self.publisher is None:
             try:
-                self.publisher = connect(self.params)
+                with self.broker_wait.attempt():
+                    self.publisher = connect(self.params)
+                self.broker_wait.succeeded()
                 self._broker_backoff.reset()
                 logger.info("relay connected to the broker")
             except pika.exceptions.AMQPError as exc:
                 if runtime.is_fatal_broker_error(exc):
                     raise
                 delay = self._broker_backoff.next_delay()
-                logger.warning("broker unavailable (%r); retrying in %.1fs", exc, delay)
+                if not self.broker_wait.failed(exc):
+                    logger.warning("broker unavailable (%r); retrying in %.1fs", exc, delay)
                 self._housekeeping()
                 wakeup.wait(delay, also=[self.stop])
                 return

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
 import threading
+import time
 
 import pika.exceptions
 from django.db import InterfaceError, OperationalError
 from django.db import connection as db_connection
 from django.utils import timezone
+
+from config.log import quiet_loggers
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +83,55 @@ class StopSignal:
         """Release the sockets."""
         self._read.close()
         self._write.close()
+
+
+class BrokerWait:
+    """Until the broker first answers: one INFO line, and pika's per-attempt errors kept out of the log.
+
+    A worker started beside its broker (`make run`, compose) waits a few seconds for it on every
+    start, which is not an error. A wait longer than STILL_WAITING_SECONDS is logged once at
+    WARNING. After the first connection, failures are the caller's to log, and pika's own records
+    come back.
+    """
+
+    STILL_WAITING_SECONDS = 30.0
+
+    def __init__(self, params: pika.ConnectionParameters, clock=time.monotonic):
+        self.where = f"{params.host}:{params.port}"
+        self.clock = clock
+        self.connected = False
+        self._since: float | None = None
+        self._warned = False
+
+    @contextlib.contextmanager
+    def attempt(self):
+        """Wrap one connection attempt; pika's log records are dropped until the first success."""
+        if self.connected:
+            yield
+            return
+        with quiet_loggers("pika"):
+            yield
+
+    def failed(self, exc: BaseException) -> bool:
+        """Note a failed attempt; return False once connected (the caller then logs it)."""
+        if self.connected:
+            return False
+        now = self.clock()
+        if self._since is None:
+            self._since = now
+            logger.info("waiting for the broker at %s", self.where)
+        elif not self._warned and now - self._since >= self.STILL_WAITING_SECONDS:
+            self._warned = True
+            logger.warning(
+                "still waiting for the broker at %s after %.0f s (%r)", self.where, now - self._since, exc
+            )
+        return True
+
+    def succeeded(self) -> None:
+        """Note a connection; say how long the wait was, if there was one."""
+        if not self.connected and self._since is not None:
+            logger.info("connected to the broker at %s after %.1f s", self.where, self.clock() - self._since)
+        self.connected = True
 
 
 def is_fatal_broker_error(exc: BaseException) -> bool:

@@ -10,6 +10,7 @@ from app.config import engine_options, load_config, normalise_database_url
 from app.db_pool import ping_after_idle
 from app.extensions import db, migrate
 from app.logging_config import configure_logging
+from app.sqlite import use_immediate_transactions
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def create_app(test_config=None):
     migrate.init_app(app, db)
     with app.app_context():
         ping_after_idle(db.engine)
+        use_immediate_transactions(db.engine)
 
     from app import models  # noqa: F401 - register the tables with the metadata (migrations)
     from app.api.errors import register_error_handlers

@@ -1,9 +1,10 @@
-"""Settings for the main service, all read from the environment (see the team SPEC)."""
+"""Settings for the main service, all read from the environment (README: Configuration)."""
 
 import logging
 import os
 from pathlib import Path
 
+from app import sqlite
 from app.secrets import resolve_database_url
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,7 @@ def normalise_database_url(url):
 def engine_options(url):
     """Return SQLAlchemy engine options suited to the database behind url."""
     if url.startswith("sqlite"):
-        # timeout: wait for the write lock instead of failing when gunicorn workers overlap.
-        return {"connect_args": {"timeout": 15}}
+        return sqlite.engine_options()
     # pool_pre_ping is off: app.db_pool pings only connections that sat idle, which keeps a
     # database restart from failing shoppers' requests without a round trip on every like.
     # reset_on_return=None drops the ROLLBACK the pool would send after every COMMIT: every

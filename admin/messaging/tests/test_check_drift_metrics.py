@@ -199,3 +199,22 @@ def test_every_must_be_positive_and_the_url_http():
         call_command("check_drift", "--main-url", "http://main", "--every", "0")
     with pytest.raises(CommandError):
         call_command("check_drift", "--main-url", "file:///etc/passwd", "--every", "5")
+
+
+def test_the_loop_lets_the_pipeline_start_before_its_first_check(monkeypatch):
+    # At start the broker may still be booting: products waiting in admin's outbox are not drift.
+    calls = []
+    monkeypatch.setattr(
+        check_drift, "check_once_for_metrics", lambda url, timeout: calls.append(time.monotonic())
+    )
+    monkeypatch.setattr(check_drift, "close_old_connections", lambda: None)
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    check_drift.run_forever("http://main", every=60, timeout=1, stop=stop)
+    assert calls == [], "checked before the pipeline had time to start"
+    monkeypatch.setattr(check_drift, "FIRST_CHECK_AFTER_SECONDS", 0.1)
+    stop.clear()
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    check_drift.run_forever("http://main", every=60, timeout=1, stop=stop)
+    assert len(calls) == 1 and calls[0] - started >= 0.1

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-pytestmark = pytest.mark.django_db  # ATOMIC_REQUESTS opens a transaction for every view
+pytestmark = pytest.mark.django_db
 
 
 def test_swagger_ui_page_loads_its_assets_from_this_service(anon):

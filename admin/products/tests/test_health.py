@@ -1,12 +1,14 @@
 """/api/ready reports database, broker, outbox and consumer; 503 when any is not fine."""
 
 import datetime as dt
+import logging
 import socket
 
 import pytest
 from django.utils import timezone
 
 from config import health
+from config.log import TraceContextFilter
 from messaging.models import OutboxEvent, WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db
@@ -110,3 +112,29 @@ def test_database_failure_is_reported(monkeypatch):
 
     monkeypatch.setattr(health.connection, "cursor", lambda: Broken())
     assert health.check_database() == {"ok": False, "error": "RuntimeError"}
+
+
+class _Printed(logging.Handler):
+    """What the stdout handler prints: the same filter, records kept in a list."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.addFilter(TraceContextFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_not_ready_answer_is_not_logged_as_an_error(anon, settings, consumer_alive):
+    """A probe polled while the stack starts: neither django.request nor pika log the 503 as an error."""
+    settings.RABBITMQ_URL = f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F"
+    printed = _Printed()
+    logging.getLogger().addHandler(printed)
+    try:
+        response = anon.get("/api/ready")
+    finally:
+        logging.getLogger().removeHandler(printed)
+    assert response.status_code == 503
+    loud = [f"{r.name}: {r.getMessage()}" for r in printed.records if r.levelno >= logging.ERROR]
+    assert not loud, loud

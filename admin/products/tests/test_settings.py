@@ -98,3 +98,39 @@ def test_every_dotted_setting_imports_first_in_a_fresh_interpreter(tmp_path):
     result = run_python(["-c", DOTTED_SETTINGS], env)
     assert result.returncode == 0, result.stderr
     assert "imported" in result.stdout
+
+
+AUTH_CLASSES = """
+import django
+django.setup()
+from django.conf import settings
+print(",".join(c.rsplit(".", 1)[1] for c in settings.REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "classes"),
+    [
+        ({}, "TokenAuthentication,SessionAuthentication,BasicAuthentication"),
+        ({"APP_ENV": "production"}, "TokenAuthentication,SessionAuthentication"),
+        (
+            {"APP_ENV": "production", "API_BASIC_AUTH": "1"},
+            "TokenAuthentication,SessionAuthentication,BasicAuthentication",
+        ),
+        ({"API_BASIC_AUTH": "0"}, "TokenAuthentication,SessionAuthentication"),
+    ],
+)
+def test_basic_auth_is_for_development_only_unless_asked_for(tmp_path, env, classes):
+    # Each Basic request costs a full password hash: production answers it 401 like any unknown scheme.
+    full = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        **env,
+    }
+    if full.get("APP_ENV") == "production":
+        full.update(
+            SECRET_KEY="k3y-" + "x7Qp9Lm2Rt" * 6, RABBITMQ_URL="amqp://h/%2F", ALLOWED_HOSTS="a.example.com"
+        )
+    result = run_python(["-c", AUTH_CLASSES], full)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == classes  # after the start-up log lines

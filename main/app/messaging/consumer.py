@@ -31,6 +31,7 @@ from app.messaging.worker import (
     CONSUMER_METRICS_PORT,
     DATABASE_ERRORS,
     Backoff,
+    BrokerWait,
     StopFlag,
     beat,
     metrics_port,
@@ -214,9 +215,11 @@ class Consumer:
         return DEAD_LETTERED
 
 
-def _consume_connection(app, params, stop: StopFlag) -> None:
+def _consume_connection(app, params, stop: StopFlag, broker_wait: BrokerWait) -> None:
     """Consume on one connection until stop or broker loss (raises pika errors)."""
-    conn = pika.BlockingConnection(params)
+    with broker_wait.attempt():
+        conn = pika.BlockingConnection(params)
+    broker_wait.succeeded()
     try:
         channel = conn.channel()
         try:
@@ -266,18 +269,20 @@ def run_consumer(app) -> None:
         client_name="main-consumer",
     )
     backoff = Backoff(base=0.5, cap=5.0)
+    broker_wait = BrokerWait(params)
     logger.info("consumer starting")
     try:
         with app.app_context():
             while not stop.is_set():
                 try:
-                    _consume_connection(app, params, stop)
+                    _consume_connection(app, params, stop, broker_wait)
                     backoff.reset()
                 except _AUTH_ERRORS as exc:
                     raise Unrecoverable(f"broker refused our credentials: {exc!r}") from exc
                 except pika.exceptions.AMQPError as exc:
                     delay = backoff.next()
-                    logger.warning("broker unavailable (%r); reconnecting in %.1f s", exc, delay)
+                    if not broker_wait.failed(exc):
+                        logger.warning("broker unavailable (%r); reconnecting in %.1f s", exc, delay)
                     # No heartbeat while disconnected: readiness should see the consumer down.
                     stop.wait(delay)
     except Unrecoverable as exc:

@@ -32,6 +32,7 @@ from app.messaging.worker import (
     DATABASE_ERRORS,
     RELAY_METRICS_PORT,
     Backoff,
+    BrokerWait,
     StopFlag,
     beat,
     metrics_port,
@@ -95,7 +96,7 @@ def retry_delay(attempts: int) -> float:
 
 
 def message_from_row(row) -> OutgoingMessage:
-    """Build the AMQP message of an outbox row (properties as in the SPEC)."""
+    """Build the AMQP message of an outbox row (properties as in README: Event catalogue)."""
     try:
         headers = json.loads(row.headers or "{}")
     except ValueError:
@@ -447,6 +448,12 @@ class Relay:
             if not rows:
                 session.rollback()
                 return 0
+            if not is_mysql(db.engine):
+                # SQLite has no row locks, and its transaction holds the whole file's write lock:
+                # end it before the broker round trip, so no request waits for the confirms. The
+                # marks get their own short transaction (two relays on one SQLite file may then both
+                # send a row; the consumer's inbox drops the copy).
+                session.commit()
             messages = [message_from_row(row) for row in rows]
             started = time.monotonic()
             try:
@@ -582,6 +589,7 @@ def run_relay(app) -> None:
     inbox_retention = float(app.config.get("INBOX_RETENTION_HOURS", 168))
     backoff = Backoff(base=0.5, cap=5.0)
     db_backoff = Backoff(base=0.5, cap=5.0)
+    broker_wait = BrokerWait(params)
     publisher: AmqpPublisher | None = None
     relay = Relay(None)
     logger.info("outbox relay starting")
@@ -591,7 +599,9 @@ def run_relay(app) -> None:
                 try:
                     if publisher is None:
                         publisher = AmqpPublisher(params, wake_socket=wake_socket)
-                        publisher.connect()
+                        with broker_wait.attempt():
+                            publisher.connect()
+                        broker_wait.succeeded()
                         relay.publisher = publisher
                         backoff.reset()
                         logger.info("relay connected to the broker")
@@ -606,7 +616,8 @@ def run_relay(app) -> None:
                         publisher.close()
                     publisher = None
                     delay = backoff.next()
-                    logger.warning("broker unavailable (%s); reconnecting in %.1f s", exc, delay)
+                    if not broker_wait.failed(exc):
+                        logger.warning("broker unavailable (%s); reconnecting in %.1f s", exc, delay)
                     relay.housekeeping(retention, inbox_retention)
                     stop.wait(delay)
                 except DATABASE_ERRORS as exc:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import signal
 import threading
+import time
 
 import pymysql
 from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.extensions import db
+from app.logging_config import quiet_loggers
 from app.models import WorkerHeartbeat, utcnow
 
 logger = logging.getLogger(__name__)
@@ -22,7 +25,7 @@ logger = logging.getLogger(__name__)
 # check-out) surfaces as the driver's own error.
 DATABASE_ERRORS = (SQLAlchemyError, pymysql.err.Error)
 
-# SPEC dev defaults: main consumer 9811, main relay 9812; METRICS_PORT overrides, 0 = off.
+# Development defaults (README: What `make run` starts); METRICS_PORT overrides them, 0 = off.
 CONSUMER_METRICS_PORT = 9811
 RELAY_METRICS_PORT = 9812
 
@@ -56,6 +59,55 @@ class Backoff:
     def reset(self) -> None:
         """Start again from the base delay."""
         self.failures = 0
+
+
+class BrokerWait:
+    """Until the broker first answers: one INFO line, and pika's per-attempt errors kept out of the log.
+
+    A worker started beside its broker (`make run`, compose) waits a few seconds for it on every
+    start, which is not an error. A wait longer than STILL_WAITING_SECONDS is logged once at
+    WARNING. After the first connection, failures are the caller's to log, and pika's own records
+    come back.
+    """
+
+    STILL_WAITING_SECONDS = 30.0
+
+    def __init__(self, params, clock=time.monotonic):
+        self.where = f"{params.host}:{params.port}"
+        self.clock = clock
+        self.connected = False
+        self._since = None
+        self._warned = False
+
+    @contextlib.contextmanager
+    def attempt(self):
+        """Wrap one connection attempt; pika's log records are dropped until the first success."""
+        if self.connected:
+            yield
+            return
+        with quiet_loggers("pika"):
+            yield
+
+    def failed(self, exc) -> bool:
+        """Note a failed attempt; return False once connected (the caller then logs it)."""
+        if self.connected:
+            return False
+        now = self.clock()
+        if self._since is None:
+            self._since = now
+            logger.info("waiting for the broker at %s", self.where)
+        elif not self._warned and now - self._since >= self.STILL_WAITING_SECONDS:
+            self._warned = True
+            logger.warning(
+                "still waiting for the broker at %s after %.0f s (%r)", self.where, now - self._since, exc
+            )
+        return True
+
+    def succeeded(self) -> None:
+        """Note a connection; say how long the wait was, if there was one."""
+        if not self.connected and self._since is not None:
+            logger.info("connected to the broker at %s after %.1f s", self.where, self.clock() - self._since)
+        self.connected = True
 
 
 class StopFlag:

@@ -123,8 +123,14 @@ def check_once_for_metrics(main_url: str, timeout: float) -> dict[str, int] | No
     return counts
 
 
+# Started beside the rest of the stack, the first check would count every product still waiting
+# for a booting broker as drift: it waits until the pipeline had time to start.
+FIRST_CHECK_AFTER_SECONDS = 30.0
+
+
 def run_forever(main_url: str, every: float, timeout: float, stop: threading.Event) -> None:
-    """Check every `every` seconds until `stop` is set."""
+    """Check every `every` seconds until `stop` is set (the first after min(every, 30 s))."""
+    stop.wait(min(every, FIRST_CHECK_AFTER_SECONDS))
     while not stop.is_set():
         # A long-lived process: drop database connections the server may have closed.
         close_old_connections()
