@@ -1,4 +1,4 @@
-"""Gunicorn settings for the main web process (see the team SPEC: PORT, WEB_CONCURRENCY)."""
+"""Gunicorn settings for the main web process (README: Configuration, PORT and WEB_CONCURRENCY)."""
 
 import logging
 import os

@@ -1,4 +1,4 @@
-"""AMQP topology of the admin service and its connection parameters (see SPEC: AMQP topology).
+"""AMQP topology of the admin service and its connection parameters (README: Topology).
 
 Every declaration is idempotent: the relay and the consumer both declare what admin touches at start.
 The queue arguments must be byte-for-byte what main declares for its twin, or the broker refuses

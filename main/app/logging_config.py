@@ -1,4 +1,4 @@
-"""JSON log lines on stdout with the fields the team agreed on."""
+"""JSON log lines on stdout: timestamp, level, service, logger, message, and the trace id in a span."""
 
 import contextlib
 import logging

@@ -43,7 +43,7 @@ TOPOLOGIES = {
     "main": _load("users_test_main_topology", MAIN_DIR / "app" / "messaging" / "topology.py"),
 }
 OTHER = {"admin": "main", "main": "admin"}
-# Each service's real `dlq redrive` command (SPEC: process commands), run as that service's user.
+# Each service's real `dlq redrive` command (README: Operations), run as that service's user.
 REDRIVE_COMMANDS = {
     "admin": (ADMIN_DIR, ["python", "manage.py", "dlq", "redrive"]),
     "main": (MAIN_DIR, ["flask", "--app", "app", "dlq", "redrive"]),

@@ -30,7 +30,7 @@ def _readme_services() -> tuple[str, ...]:
 # The services the README documents for `docker compose up`.
 SERVICES = _readme_services()
 SCALABLE = ("admin-consumer", "admin-relay", "main-consumer", "main-relay")
-# (compose service, Dockerfile, port, health path); the ports are the SPEC defaults.
+# (compose service, Dockerfile, port, health path); the ports are the defaults in README: Configuration.
 WEB = (
     ("admin", ROOT / "admin" / "Dockerfile", 8000, "/api/health"),
     ("main", ROOT / "main" / "Dockerfile", 5000, "/flask/api/health"),

@@ -1,4 +1,4 @@
-"""RABBITMQ_URL=amqps:// works end to end and refuses certificates it cannot verify (issue 8).
+"""RABBITMQ_URL=amqps:// works end to end and refuses certificates it cannot verify.
 
 A throwaway CA signs a server certificate for the name "localhost" only (no IP address in it), and
 a RabbitMQ node serves AMQP over TLS with it. Then:

@@ -1,6 +1,6 @@
 """Run the real admin and main processes (web, consumer, relay) against given RabbitMQ and MariaDB URLs.
 
-Commands are exactly SPEC's "Process commands", run from the repository's .venv with cwd = the
+Commands are exactly the Procfile's, run from the repository's .venv with cwd = the
 service dir. Each process gets free ports, its own process group and a log file in a temp dir.
 """
 

@@ -1,6 +1,6 @@
 """Apply admin's product events to main's replica (idempotent, order-independent).
 
-Rules (SPEC, Apply rules): an event is applied only if data.version >= replica.version; a delete
+Rules (README: Event catalogue): an event is applied only if data.version >= replica.version; a delete
 leaves a tombstone (deleted=true, version kept) and a tombstone of version v blocks every
 create/update with version <= v. Every write is one conditional statement, so several consumers
 working side by side cannot undo each other whatever the interleaving.

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the consumer and relay processes (names fixed by the team SPEC).
+"""Prometheus metrics of the consumer and relay processes (the same names as admin's: dashboards query them).
 
 They live in their own registry: the web process's default registry never sees them, so the
 names cannot clash with anything the web side defines, and each worker serves only its own.

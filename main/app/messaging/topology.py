@@ -1,4 +1,4 @@
-"""AMQP topology of the main service and connection parameters (see SPEC: AMQP topology).
+"""AMQP topology of the main service and connection parameters (README: Topology).
 
 Every declaration is idempotent: the relay and the consumer both declare what they touch at start.
 """
