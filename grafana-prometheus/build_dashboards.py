@@ -4,8 +4,8 @@ Run `python grafana-prometheus/build_dashboards.py` after editing this file and 
 `--check` exits 1 when the committed JSON differs from what this script generates (a test does
 the same). Panels query the provisioned Prometheus data source (uid "prometheus"); the metric
 names are those of django-prometheus, prometheus-flask-exporter, the services' event metrics
-(the same names in both services' consumers and relays), rabbitmq_prometheus (/metrics/per-object) and node-exporter, plus the
-recording rules in prometheus/recording.yml.
+(the same names in both services' consumers and relays), rabbitmq_prometheus
+(/metrics/per-object) and node-exporter, plus the recording rules in prometheus/recording.yml.
 """
 
 from __future__ import annotations
