@@ -329,6 +329,8 @@ def test_relay_and_consumer_survive_a_broker_restart(broker_app, rabbit, amqp, t
         what="relay heartbeat",
         worker=relay,
     )
+    # The outage must hit a connected consumer: one still starting only waits for the broker.
+    wait_for(lambda: "consuming queue" in consumer.output(), what="consumer connected", worker=consumer)
     amqp.connection.close()
 
     rabbit.stop()
