@@ -32,6 +32,13 @@ SERVICE_QUEUES_READY = 'sum by (queue) (rabbitmq_queue_messages_ready{queue=~"ad
 FRESH_BUCKET = r'event_apply_age_seconds_bucket{service="main", le=~"2|2\\.0"}'
 
 
+def or_none(expr: str, label: str) -> str:
+    """Return expr, or one series {label="none"} of 0 while expr has none: error counters labelled
+    by type or status have no series before the first such error, and a healthy system should
+    show 0, not "No data"."""
+    return f'{expr} or label_replace(vector(0), "{label}", "none", "", "")'
+
+
 def target(expr: str, legend: str = "", instant: bool = False) -> dict:
     """Return one Prometheus query of a panel."""
     return {
@@ -300,54 +307,72 @@ def service_health() -> dict:
 
 
 def database() -> dict:
-    """Return database activity seen from the services (django-prometheus DB metrics, outbox tables)."""
+    """Return database activity of both services: admin through django-prometheus's database
+    wrappers and model mixins (django_db_*, django_model_*), main through SQLAlchemy's engine
+    events (sqlalchemy_*, main/app/db_metrics.py)."""
     return dashboard(
         "database",
         "Database Performance",
-        "Queries, errors and writes against the service databases.",
+        "Statements, their duration, errors, connections and writes, per service and process.",
         [
             panel(
-                "Admin queries/s",
+                "Statements/s",
                 [
                     target(
-                        f"sum by (vendor) (rate(django_db_execute_total[{RATE}]))",
-                        "{{vendor}}",
-                    )
+                        f"sum by (job, vendor) (rate(django_db_execute_total[{RATE}]))",
+                        "{{job}} {{vendor}}",
+                    ),
+                    target(
+                        f"sum by (job, vendor) (rate(sqlalchemy_execute_total[{RATE}]))",
+                        "{{job}} {{vendor}}",
+                    ),
                 ],
                 unit="ops",
             ),
             panel(
-                "Admin query duration p95",
+                "Statement duration p95",
                 [
                     target(
-                        f"histogram_quantile(0.95, sum by (le, vendor) (rate(django_db_query_duration_seconds_bucket[{RATE}])))",
-                        "{{vendor}} p95",
-                    )
+                        f"histogram_quantile(0.95, sum by (le, job) (rate(django_db_query_duration_seconds_bucket[{RATE}])))",
+                        "{{job}} p95",
+                    ),
+                    target(
+                        f"histogram_quantile(0.95, sum by (le, job) (rate(sqlalchemy_query_duration_seconds_bucket[{RATE}])))",
+                        "{{job}} p95",
+                    ),
                 ],
                 unit="s",
             ),
             panel(
-                "Admin database errors/s",
+                "Database errors/s by type",
                 [
                     target(
-                        f"sum by (type) (rate(django_db_errors_total[{RATE}]))",
-                        "{{type}}",
-                    )
+                        or_none(f"sum by (type) (rate(django_db_errors_total[{RATE}]))", "type"),
+                        "admin {{type}}",
+                    ),
+                    target(
+                        or_none(f"sum by (type) (rate(sqlalchemy_errors_total[{RATE}]))", "type"),
+                        "main {{type}}",
+                    ),
                 ],
                 unit="ops",
             ),
             panel(
-                "Admin new connections/s",
+                "New connections/s",
                 [
                     target(
-                        f"sum by (vendor) (rate(django_db_new_connections_total[{RATE}]))",
-                        "{{vendor}}",
-                    )
+                        f"sum by (job) (rate(django_db_new_connections_total[{RATE}]))",
+                        "{{job}}",
+                    ),
+                    target(
+                        f"sum by (job) (rate(sqlalchemy_new_connections_total[{RATE}]))",
+                        "{{job}}",
+                    ),
                 ],
                 unit="ops",
             ),
             panel(
-                "Admin model writes/s",
+                "Admin writes/s by model",
                 [
                     target(
                         f"sum by (model) (rate(django_model_inserts_total[{RATE}]))",
@@ -360,6 +385,16 @@ def database() -> dict:
                     target(
                         f"sum by (model) (rate(django_model_deletes_total[{RATE}]))",
                         "{{model}} delete",
+                    ),
+                ],
+                unit="ops",
+            ),
+            panel(
+                "Main writes/s by table",
+                [
+                    target(
+                        f"sum by (table, operation) (rate(sqlalchemy_table_writes_total[{RATE}]))",
+                        "{{table}} {{operation}}",
                     ),
                 ],
                 unit="ops",
@@ -561,11 +596,17 @@ def errors() -> dict:
                 "4xx / 5xx responses/s",
                 [
                     target(
-                        f'sum by (status) (rate(django_http_responses_total_by_status_view_method_total{{status=~"[45].."}}[{RATE}]))',
+                        or_none(
+                            f'sum by (status) (rate(django_http_responses_total_by_status_view_method_total{{status=~"[45].."}}[{RATE}]))',
+                            "status",
+                        ),
                         "admin {{status}}",
                     ),
                     target(
-                        f'sum by (status) (rate(flask_http_request_total{{status=~"[45].."}}[{RATE}]))',
+                        or_none(
+                            f'sum by (status) (rate(flask_http_request_total{{status=~"[45].."}}[{RATE}]))',
+                            "status",
+                        ),
                         "main {{status}}",
                     ),
                 ],
@@ -575,18 +616,23 @@ def errors() -> dict:
                 "Admin exceptions/s by type",
                 [
                     target(
-                        f"sum by (type) (rate(django_http_exceptions_total_by_type_total[{RATE}]))",
+                        or_none(
+                            f"sum by (type) (rate(django_http_exceptions_total_by_type_total[{RATE}]))",
+                            "type",
+                        ),
                         "{{type}}",
                     )
                 ],
                 unit="ops",
             ),
             panel(
-                "Main exceptions/s",
+                "Main exceptions/s by method",
                 [
                     target(
-                        f"sum by (type) (rate(flask_http_request_exceptions_total[{RATE}]))",
-                        "{{type}}",
+                        or_none(
+                            f"sum by (method) (rate(flask_http_request_exceptions_total[{RATE}]))", "method"
+                        ),
+                        "{{method}}",
                     )
                 ],
                 unit="ops",
@@ -620,7 +666,8 @@ def resources() -> dict:
     return dashboard(
         "resources",
         "Service Resource Usage",
-        "CPU, memory, disk and network.",
+        "CPU, memory, disk and network. The host panels need node-exporter, which only docker compose "
+        "runs (make run has none: they stay empty there); the per-process panels work everywhere.",
         [
             panel(
                 "Host CPU busy",

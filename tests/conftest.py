@@ -1,4 +1,4 @@
-"""Session fixtures for cross-service tests: a real RabbitMQ node, a real MariaDB, the six service processes.
+"""Session fixtures for cross-service tests: a real RabbitMQ node, a real MariaDB, the service processes.
 
 Servers start lazily (only when a test asks for them), once per session, and stop at the end even
 when tests fail or the run is interrupted (Ctrl-C, SIGTERM); an atexit hook in the harness is the
@@ -7,6 +7,7 @@ last safety net.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Iterator
@@ -42,7 +43,8 @@ class DbAccount:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Turn SIGTERM into KeyboardInterrupt so fixture teardown stops the servers."""
+    """Turn SIGTERM into KeyboardInterrupt so fixture teardown stops the servers; keep pika's chatter out."""
+    logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO lines drown a failing test's log
     if threading.current_thread() is threading.main_thread():
 
         def _interrupt(signum, frame):
@@ -134,7 +136,7 @@ def stack(
     main_database_url: str,
     rabbitmq_url: str,
 ) -> Iterator[ServiceSet]:
-    """Return the six service processes, migrated, started and ready (/api/ready and /flask/api/ready 200)."""
+    """Return the service processes, migrated, started and ready (/api/ready and /flask/api/ready 200)."""
     # Argument order matters: the broker boots while MariaDB starts (pytest sets fixtures up in order).
     services = ServiceSet(rabbitmq_url, admin_database_url, main_database_url)
     try:

@@ -11,6 +11,12 @@ import dj_database_url
 logger = logging.getLogger(__name__)
 
 SECRET_KEYS = ("username", "password", "host", "port", "dbname")
+# django-prometheus's wrappers of Django's own backends count queries, their duration, errors and
+# new connections (django_db_*): https://github.com/korfuri/django-prometheus#monitoring-your-databases
+MONITORED_ENGINES = {
+    "django.db.backends.mysql": "django_prometheus.db.backends.mysql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
 MYSQL_OPTIONS = {"charset": "utf8mb4"}
 # SQLite shared by several processes (`make run`: web workers, consumer, relay, drift check). In a
 # DEFERRED transaction (the default) that reads and then writes, the write fails at once with
@@ -63,7 +69,7 @@ def fetch_secret(name: str, region: str | None, endpoint_url: str | None) -> dic
 def mysql_config(creds: Mapping) -> dict:
     """Return a Django DATABASES entry for MySQL/MariaDB from secret credentials."""
     return {
-        "ENGINE": "django.db.backends.mysql",
+        "ENGINE": MONITORED_ENGINES["django.db.backends.mysql"],
         "NAME": str(creds["dbname"]),
         "USER": str(creds["username"]),
         "PASSWORD": str(creds["password"]),
@@ -85,6 +91,7 @@ def url_config(url: str) -> dict:
     elif config["ENGINE"] == "django.db.backends.sqlite3":
         config["CONN_MAX_AGE"] = 0
         config.setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
+    config["ENGINE"] = MONITORED_ENGINES.get(config["ENGINE"], config["ENGINE"])
     return config
 
 

@@ -90,6 +90,12 @@ TEMPLATES = [
     },
 ]
 
+# prometheus_client's multiprocess mode (gunicorn sets PROMETHEUS_MULTIPROC_DIR) writes every
+# metric value to a file in that folder; a command run with the same environment (migrate, say)
+# must find the folder too, or its first metric (a database query) fails.
+if env_str("PROMETHEUS_MULTIPROC_DIR"):
+    Path(env_str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
+
 # ---------------------------------------------------------------------------------------------
 # Logging: JSON lines to stdout (applied now too, so the database-source messages below are JSON)
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api import not_found_json
 from config.health import HealthView, ReadyView
+from config.metrics import metrics
 
 api_patterns = [
     re_path(r"^health/?$", HealthView.as_view(), name="health"),
@@ -22,7 +23,7 @@ api_patterns = [
 urlpatterns = [
     path("api/", include(api_patterns)),
     re_path(r"^api$", not_found_json),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics, name="prometheus-django-metrics"),
     path(settings.DJANGO_ADMIN_URL, admin.site.urls),
 ]
 

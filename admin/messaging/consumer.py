@@ -44,7 +44,7 @@ EVENTS_DUPLICATES = Counter(
     ["type"],
 )
 EVENTS_DEAD_LETTERED = Counter(
-    "events_dead_lettered", "Deliveries rejected to the dead-letter queue", ["reason"]
+    "events_dead_lettered", "Deliveries rejected to the dead-letter queue", ["type", "reason"]
 )
 EVENT_APPLY_AGE = Histogram(
     "event_apply_age_seconds",
@@ -53,6 +53,22 @@ EVENT_APPLY_AGE = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),  # 2 s: the freshness SLO
 )
 CONSUMER_UP = Gauge("consumer_up", "1 while the consumer is connected and consuming")
+DEAD_LETTER_REASONS = (*contract.REJECT_CODES, "handler_error")
+
+
+def type_label(event_type: object) -> str:
+    """Return event_type when admin consumes it, else "unknown" (keeps label cardinality bounded)."""
+    return event_type if isinstance(event_type, str) and event_type in contract.CONSUMED else "unknown"
+
+
+# Every label set that can occur exists from the start, so a healthy system shows 0, not "No data".
+for _type in contract.CONSUMED:
+    EVENTS_CONSUMED.labels(type=_type)
+    EVENTS_DUPLICATES.labels(type=_type)
+    EVENT_APPLY_AGE.labels(type=_type)
+for _type in (*contract.CONSUMED, "unknown"):
+    for _reason in DEAD_LETTER_REASONS:
+        EVENTS_DEAD_LETTERED.labels(type=_type, reason=_reason)
 
 
 def apply_event(event: Event) -> str:
@@ -141,7 +157,7 @@ def _parse(channel, method, properties, body: bytes) -> Event | None:
             extra=_log_extra(event_id, event_type, reason=exc.code),
         )
         channel.basic_nack(delivery_tag=method.delivery_tag, requeue=False)
-        EVENTS_DEAD_LETTERED.labels(reason=exc.code).inc()
+        EVENTS_DEAD_LETTERED.labels(type=type_label(event_type), reason=exc.code).inc()
         return None
 
 
@@ -230,7 +246,7 @@ def _apply_one(channel, method, properties, event: Event, *, sleep, stopping) ->
                     extra=_log_extra(event.id, event.type, reason="handler_error"),
                 )
                 channel.basic_nack(delivery_tag=tag, requeue=False)
-                EVENTS_DEAD_LETTERED.labels(reason="handler_error").inc()
+                EVENTS_DEAD_LETTERED.labels(type=type_label(event.type), reason="handler_error").inc()
                 return DEAD_LETTERED
 
         # Committed above: only now tell the broker it may forget the message.

@@ -63,6 +63,17 @@ CONSUMES = CONSUMED
 # Who produces what admin consumes; a consumed event claiming another producer is rejected.
 CONSUMED_FROM = "main"
 
+# The InvalidEvent codes: why a message can never be applied (also a metric label).
+REJECT_CODES = (
+    "bad_json",
+    "bad_envelope",
+    "mismatch",
+    "unknown_type",
+    "unsupported_version",
+    "bad_data",
+    "missing_message_id",
+)
+
 _ENVELOPE_KEYS = frozenset({"id", "type", "version", "occurred_at", "producer", "data"})
 
 

@@ -2,9 +2,10 @@
 
 from django.db import models
 from django.utils import timezone
+from django_prometheus.models import ExportModelOperationsMixin
 
 
-class OutboxEvent(models.Model):
+class OutboxEvent(ExportModelOperationsMixin("outbox"), models.Model):
     """An event written in the same transaction as the change it describes."""
 
     id = models.BigAutoField(primary_key=True)  # publish order
@@ -27,7 +28,7 @@ class OutboxEvent(models.Model):
         return f"{self.event_type} {self.event_id}"
 
 
-class InboxEvent(models.Model):
+class InboxEvent(ExportModelOperationsMixin("inbox"), models.Model):
     """A consumed message id: the dedupe record, written with the change it caused."""
 
     message_id = models.CharField(max_length=36, primary_key=True)

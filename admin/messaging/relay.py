@@ -26,7 +26,7 @@ from django.utils import timezone
 from pika import spec
 from prometheus_client import Counter, Gauge, Histogram
 
-from messaging import runtime, topology
+from messaging import contract, runtime, topology
 from messaging.contract import PRODUCER
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 
 # The same metric names in both services: the dashboards and alert rules query them by name.
 EVENTS_PUBLISHED = Counter("events_published", "Events confirmed by the broker and marked sent", ["type"])
+for _type in contract.PUBLISHED:  # 0 from the start, not "No data"
+    EVENTS_PUBLISHED.labels(type=_type)
 OUTBOX_PENDING = Gauge("outbox_pending", "Outbox rows not yet published")
 OUTBOX_OLDEST_AGE = Gauge("outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")
 RELAY_CONFIRM_LATENCY = Histogram(

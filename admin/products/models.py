@@ -2,12 +2,13 @@
 
 from django.core.validators import URLValidator
 from django.db import models
+from django_prometheus.models import ExportModelOperationsMixin
 
 # Images are shown in browsers: only web URLs.
 image_url_validator = URLValidator(schemes=["http", "https"])
 
 
-class Product(models.Model):
+class Product(ExportModelOperationsMixin("product"), models.Model):
     """A product; every change bumps version and is published as an event."""
 
     title = models.CharField(max_length=200)

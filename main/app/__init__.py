@@ -6,6 +6,7 @@ import os
 from flask import Flask
 from flask.sessions import SessionInterface
 
+from app import db_metrics
 from app.config import engine_options, load_config, normalise_database_url
 from app.db_pool import ping_after_idle
 from app.extensions import db, migrate
@@ -46,13 +47,14 @@ def create_app(test_config=None):
     # Building Flask's signed-cookie session costs a serializer per request; nothing here uses it.
     app.session_interface = NoSessionInterface()
 
+    from app import models  # noqa: F401 - register the tables with the metadata (migrations)
+
     db.init_app(app)
     migrate.init_app(app, db)
     with app.app_context():
         ping_after_idle(db.engine)
         use_immediate_transactions(db.engine)
-
-    from app import models  # noqa: F401 - register the tables with the metadata (migrations)
+        db_metrics.instrument(db.engine, tables=db.metadata.tables)
     from app.api.errors import register_error_handlers
     from app.api.routes import ProductIdConverter, bp
 

@@ -73,6 +73,9 @@ def load_config(environ=None):
     if database_url is None:
         raise ConfigError("no database: DB_SECRET_NAME lookup failed and DATABASE_URL is not set")
     database_url = normalise_database_url(database_url)
+    if env.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Multiprocess mode writes every metric value to a file there, a CLI command's too.
+        Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     if database_url.startswith("sqlite:///") and database_url == DEFAULT_SQLITE_URL:
         (REPO_DIR / "var").mkdir(exist_ok=True)
 

@@ -44,7 +44,10 @@ PROCESS_NAMES = (
     "main-web",
     "main-consumer",
     "main-relay",
+    "drift-check",
 )
+# The Procfile runs the drift check every 60 s; here often enough for tests to see its gauges.
+DRIFT_CHECK_EVERY_SECONDS = 5
 
 _LIVE: set[ServiceSet] = set()
 
@@ -197,7 +200,7 @@ def _stop_leftovers() -> None:
 
 
 class ServiceSet:
-    """The six service processes of admin and main, wired to one broker and two databases.
+    """The processes of admin and main (the Procfile's, the SPA aside), wired to one broker and two databases.
 
     Usage: ``ServiceSet(rabbitmq_url, admin_db_url, main_db_url).start()`` ... ``.stop()``.
     """
@@ -246,7 +249,7 @@ class ServiceSet:
         return env
 
     def _make_proc(self, name: str, web_concurrency: int, overrides: dict[str, str]) -> Proc:
-        service, role = name.split("-", 1)
+        service, role = ("admin", "drift-check") if name == "drift-check" else name.split("-", 1)
         env = self.service_env(service)
         if role == "web":
             env["PORT"] = str(self.admin_port if service == "admin" else self.main_port)
@@ -274,6 +277,17 @@ class ServiceSet:
             ],
             "main-consumer": [str(VENV_BIN / "flask"), "--app", "app", "consume"],
             "main-relay": [str(VENV_BIN / "flask"), "--app", "app", "relay-outbox"],
+            "drift-check": [
+                str(VENV_BIN / "python"),
+                "manage.py",
+                "check_drift",
+                "--main-url",
+                self.main_url,
+                "--every",
+                str(DRIFT_CHECK_EVERY_SECONDS),
+                "--metrics-port",
+                str(self.metrics_ports.get("drift-check", 0)),
+            ],
         }[name]
         cwd = ADMIN_DIR if service == "admin" else MAIN_DIR
         return Proc(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import string
 import subprocess
@@ -80,5 +81,71 @@ LOCAL_TARGET_KEYS = (
     "main_web",
     "main_consumer",
     "main_relay",
+    "drift_check",
     "rabbitmq",
 )
+
+
+_COMPARISONS = ("==", "!=", ">=", "<=", ">", "<")
+_SET_OPERATORS = ("and", "or", "unless")
+
+
+def _top_level_split(expr: str) -> tuple[list[str], list[tuple[int, str]]]:
+    """Return (parts split at top-level and/or/unless, top-level comparison positions of expr)."""
+    parts, comparisons, depth, quote, start, i = [], [], 0, "", 0, 0
+    while i < len(expr):
+        ch = expr[i]
+        if quote:
+            quote = "" if ch == quote and expr[i - 1] != "\\" else quote
+        elif ch in "\"'`":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0:
+            word = next(
+                (w for w in _SET_OPERATORS if expr.startswith(w, i) and _bounded(expr, i, len(w))), None
+            )
+            if word:
+                parts.append(expr[start:i])
+                start = i = i + len(word)
+                continue
+            op = next((c for c in _COMPARISONS if expr.startswith(c, i)), None)
+            if op:  # label matchers (=, =~, !~) sit inside braces, at depth > 0
+                comparisons.append((i, op))
+                i += len(op)
+                continue
+        i += 1
+    parts.append(expr[start:])
+    return [p.strip() for p in parts], comparisons
+
+
+def _bounded(expr: str, i: int, n: int) -> bool:
+    before = expr[i - 1] if i else " "
+    after = expr[i + n] if i + n < len(expr) else " "
+    return not (before.isalnum() or before in "_:") and not (after.isalnum() or after in "_:")
+
+
+def data_expressions(expr: str) -> list[str]:
+    """Return what an alert's data comes from: its parts at top-level and/or/unless, each without
+    its comparison against a threshold, and the argument of absent() (which is empty exactly when
+    that series exists)."""
+    out = []
+    for part in _top_level_split(" ".join(expr.split()))[0]:
+        part = re.sub(r"^(on|ignoring)\s*\([^)]*\)\s*", "", part)  # `unless on(x) b`: b
+        _, comparisons = _top_level_split(part)
+        if comparisons:
+            part = part[: comparisons[0][0]].strip()
+        if part.startswith("absent(") and part.endswith(")"):
+            part = part[len("absent(") : -1].strip()
+        out.append(part)
+    return out
+
+
+def alert_rules() -> list[dict]:
+    """Return every alerting rule (name, expr)."""
+    rules = []
+    for group in yaml.safe_load((PROM_DIR / "alerts.yml").read_text())["groups"]:
+        rules.extend(rule for rule in group["rules"] if "alert" in rule)
+    return rules

@@ -34,7 +34,7 @@ def test_secret_gives_mysql_config(aws, caplog):
     with caplog.at_level(logging.INFO):
         config, source = database_config(FALLBACK, "admin/db", "us-east-1")
     assert source == "secretsmanager:admin/db"
-    assert config["ENGINE"] == "django.db.backends.mysql"
+    assert config["ENGINE"] == "django_prometheus.db.backends.mysql"
     assert (config["NAME"], config["USER"], config["HOST"], config["PORT"]) == (
         "admin",
         "app",
@@ -71,7 +71,7 @@ def test_unusable_secret_falls_back_to_database_url(aws, caplog, secret, reason)
     with caplog.at_level(logging.WARNING, logger="config.db"):
         config, source = database_config(FALLBACK, "admin/db", "us-east-1")
     assert source == "DATABASE_URL"
-    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["ENGINE"] == "django_prometheus.db.backends.sqlite3"
     assert config["NAME"] == "/tmp/fallback.sqlite3"
     assert reason in caplog.text
     assert "pw-never-logged" not in caplog.text
@@ -106,7 +106,7 @@ def test_without_secret_name_database_url_is_used():
     config, source = database_config("mysql://u:p@h:3310/shop")
     assert source == "DATABASE_URL"
     assert (config["ENGINE"], config["NAME"], config["PORT"]) == (
-        "django.db.backends.mysql",
+        "django_prometheus.db.backends.mysql",
         "shop",
         3310,
     )

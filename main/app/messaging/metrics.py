@@ -13,14 +13,23 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     start_http_server,
 )
 
+from app import db_metrics
 from app.messaging import contract
 
 logger = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# A worker serves its own registry; the database metrics and the process's own (CPU, memory, open
+# files) are what the web process exports too.
+for _collector in db_metrics.COLLECTORS:
+    REGISTRY.register(_collector)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
 
 _KNOWN_TYPES = frozenset(contract.PUBLISHED) | frozenset(contract.CONSUMED)
 
@@ -57,6 +66,19 @@ RELAY_CONFIRM_LATENCY = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+
+
+DEAD_LETTER_REASONS = (*contract.REJECT_CODES, "handler_error")
+
+# Every label set that can occur exists from the start, so a healthy system shows 0, not "No data".
+for _type in contract.PUBLISHED:
+    EVENTS_PUBLISHED.labels(type=_type)
+for _type in contract.CONSUMED:
+    EVENTS_CONSUMED.labels(type=_type)
+    EVENTS_DUPLICATES.labels(type=_type)
+for _type in (*contract.CONSUMED, "unknown"):
+    for _reason in DEAD_LETTER_REASONS:
+        EVENTS_DEAD_LETTERED.labels(type=_type, reason=_reason)
 
 
 def type_label(event_type: object) -> str:
