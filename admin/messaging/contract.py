@@ -174,7 +174,7 @@ def parse_time(text: Any) -> dt.datetime:
     moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError("no UTC offset")
-    return moment.astimezone(dt.UTC)
+    return moment.astimezone(dt.UTC)  # OverflowError when the UTC time leaves years 1..9999
 
 
 def envelope(event_type: str, data: dict, *, occurred_at: dt.datetime | None = None) -> dict:
@@ -215,10 +215,23 @@ def parse(body: bytes, message_id: str | None = None, amqp_type: str | None = No
 
     message_id / amqp_type are the AMQP properties; when given they must match the envelope.
     Unknown extra data fields are dropped (tolerant reader); missing or mistyped ones are rejected.
+    Whatever a body makes the decoder or a check raise is InvalidEvent: one dead letter, never a
+    consumer that crashes on the same message again and again.
     """
     try:
+        return _parse(body, message_id, amqp_type)
+    except InvalidEvent:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other failure is this message's, not the consumer's
+        raise InvalidEvent(
+            f"unparseable ({type(exc).__name__})", "bad_envelope", message_id, amqp_type
+        ) from None
+
+
+def _parse(body: bytes, message_id: str | None, amqp_type: str | None) -> Event:
+    try:
         raw = json.loads(body.decode("utf-8") if isinstance(body, bytes | bytearray) else body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidEvent("body is not UTF-8 JSON", "bad_json", message_id, amqp_type) from None
     if not isinstance(raw, dict):
         raise InvalidEvent("body is not a JSON object", "bad_json", message_id, amqp_type)
@@ -240,8 +253,8 @@ def parse(body: bytes, message_id: str | None = None, amqp_type: str | None = No
             raise InvalidEvent("version must be an integer", "bad_envelope")
         try:
             occurred_at = parse_time(raw["occurred_at"])
-        except (TypeError, ValueError):
-            raise InvalidEvent("occurred_at is not ISO 8601 with a zone", "bad_envelope") from None
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidEvent("occurred_at is not an ISO 8601 time with a zone", "bad_envelope") from None
         data = validate_data(CONSUMED, raw["type"], version, raw["data"])
         if raw["producer"] != CONSUMED_FROM:
             raise InvalidEvent(

@@ -35,12 +35,17 @@ def _poison(
     bad_data = _envelope(good_type, {**good_data, next(iter(good_data)): "not-a-number"}, producer)
     future = {**_envelope(good_type, good_data, producer), "version": 99}
     no_id = _envelope(good_type, good_data, producer)
+    # Two that once made the parser raise something other than InvalidEvent, crash-looping the
+    # consumer until the delivery limit dead-lettered its whole prefetch window with them.
+    far = {**_envelope(good_type, good_data, producer), "occurred_at": "9999-12-31T23:59:59-01:00"}
     return [
         (good_type, b'{"id": "broken', str(uuid.uuid4()), good_type),  # bad JSON
         ("product.exploded", json.dumps(unknown).encode(), unknown["id"], unknown["type"]),  # unknown type
         (good_type, json.dumps(bad_data).encode(), bad_data["id"], good_type),  # bad data
         (good_type, json.dumps(future).encode(), future["id"], good_type),  # unsupported version
         (good_type, json.dumps(no_id).encode(), None, good_type),  # missing AMQP message_id
+        (good_type, json.dumps(far).encode(), far["id"], good_type),  # time out of range in UTC
+        (good_type, b"[" * 100_000, str(uuid.uuid4()), good_type),  # nested past the decoder's depth
     ]
 
 

@@ -167,7 +167,10 @@ def parse_timestamp(text: Any) -> datetime:
         raise InvalidEvent("occurred_at is not ISO 8601", "bad_envelope") from exc
     if moment.tzinfo is None:
         raise InvalidEvent("occurred_at has no time zone", "bad_envelope")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidEvent("occurred_at is out of range in UTC", "bad_envelope") from None
 
 
 def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -197,10 +200,23 @@ def parse(body: bytes, message_id: str | None = None, amqp_type: str | None = No
     """Decode and validate an incoming message body; raise InvalidEvent when it breaks the contract.
 
     `message_id` and `amqp_type` are the AMQP properties; when given they must match the envelope.
+    Whatever a body makes the decoder or a check raise is InvalidEvent: one dead letter, never a
+    consumer that crashes on the same message again and again.
     """
     try:
+        return _parse(body, message_id, amqp_type)
+    except InvalidEvent:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other failure is this message's, not the consumer's
+        raise InvalidEvent(
+            f"unparseable ({type(exc).__name__})", "bad_envelope", message_id, amqp_type
+        ) from None
+
+
+def _parse(body: bytes, message_id: str | None, amqp_type: str | None) -> Event:
+    try:
         raw = json.loads(body.decode("utf-8") if isinstance(body, bytes | bytearray) else body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidEvent("body is not UTF-8 JSON", "bad_json", message_id, amqp_type) from exc
     if not isinstance(raw, dict):
         raise InvalidEvent("body is not a JSON object", "bad_json", message_id, amqp_type)
