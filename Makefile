@@ -66,13 +66,15 @@ system-deps: ## install the system packages tests need (apt-get, as root on Debi
 system-deps-run:
 	@$(ROOT)/.ci/system-deps run
 
-$(STAMP): admin/requirements.txt main/requirements.txt requirements-dev.txt
+$(STAMP): admin/requirements.txt main/requirements.txt requirements-dev.txt lib/eventbus/pyproject.toml
 	@echo "==> creating $(VENV) and installing pinned Python packages"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@# (grep drops this machine's pip-config noise about missing local package folders)
 	@set -o pipefail; $(PIP) install -q --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@set -o pipefail; $(PIP) install -q -r admin/requirements.txt -r main/requirements.txt -r requirements-dev.txt \
 	  2>&1 | { grep -v '^WARNING: Location' || true; }
+	@# The messaging core both services share, editable: a change under lib/eventbus/src is live at once.
+	@set -o pipefail; $(PIP) install -q -e lib/eventbus 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@
 
 deps: $(STAMP) ## create .venv and install the pinned Python packages
@@ -122,9 +124,9 @@ reset: ## delete the data of `make run` (SQLite files, the dev RabbitMQ node)
 # Each suite runs even when an earlier one failed; the summary lines of every runner are
 # repeated at the end, and the exit status is non-zero if any suite failed.
 TEST_LOGS := $(VAR)/test-logs
-SUITES    := check admin main frontend cross
+SUITES    := check core admin main frontend cross
 
-.PHONY: test test-check test-admin test-main test-frontend test-cross test-e2e
+.PHONY: test test-check test-core test-admin test-main test-frontend test-cross test-e2e
 test: system-deps deps frontend-deps ## run every suite: static checks, unit (coverage-gated), contract, integration, faults, e2e, frontend
 	@mkdir -p $(TEST_LOGS); rm -f $(TEST_LOGS)/*.rc
 	@for s in $(SUITES); do \
@@ -149,6 +151,11 @@ COV_DIR := $(VAR)/coverage
 REPORTS := $(VAR)/test-reports
 
 test-check: check
+
+test-core: deps ## the shared messaging core (lib/eventbus): unit + real-broker tests, coverage >= 80 %
+	@mkdir -p $(REPORTS) $(COV_DIR)
+	cd lib/eventbus && $(PYTEST) -q -p no:cacheprovider --cov=eventbus --cov-fail-under=$(COV_MIN) \
+	  --cov-report=term:skip-covered --cov-report=xml:$(COV_DIR)/core.xml --junitxml=$(REPORTS)/core.xml
 
 test-admin: deps ## admin service: unit + API tests (SQLite), coverage >= 80 %
 	@mkdir -p $(REPORTS) $(COV_DIR)
@@ -178,7 +185,7 @@ bench: system-deps deps ## benchmarks: like throughput, propagation latency, dra
 
 lint: check ## alias of `make check` (the Jenkinsfile calls it)
 
-test-unit: test-admin test-main test-frontend ## the per-service unit suites (no servers)
+test-unit: test-core test-admin test-main test-frontend ## the per-service unit suites (no servers)
 
 test-integration: deps frontend-build ## cross-service suites on real servers, browser e2e excluded
 	cd tests && $(PYTEST) -q --ignore=e2e
@@ -200,10 +207,10 @@ CHECK_DEPLOY_ENV := APP_ENV=production \
 
 .PHONY: check
 check: deps frontend-deps ## static checks: ruff, eslint + tsc, dashboards, bandit (high), secrets scan, Django deploy checks
-	$(VENV)/bin/ruff check admin main tests grafana-prometheus dev
+	$(VENV)/bin/ruff check admin main tests grafana-prometheus dev lib
 	cd frontend && npm run --silent lint && npm run --silent typecheck
 	$(PY) grafana-prometheus/build_dashboards.py --check
-	$(VENV)/bin/bandit -q -r admin main -x '*/tests/*,*/migrations/*,*/node_modules/*' -lll
+	$(VENV)/bin/bandit -q -r admin main lib -x '*/tests/*,*/migrations/*,*/node_modules/*' -lll
 	$(PY) .ci/secrets-scan
 	@mkdir -p $(VAR)
 	cd admin && $(CHECK_DEPLOY_ENV) $(PY) manage.py check --deploy --fail-level WARNING
@@ -217,7 +224,9 @@ IMAGE_TAG      ?= dev
 IMAGES         := admin main frontend
 .PHONY: images push security deploy-staging deploy-production
 images: ## build the three images (Docker engine needed)
-	@for i in $(IMAGES); do docker build -t $(IMAGE_REGISTRY)/$$i:$(IMAGE_TAG) $$i || exit 1; done
+	@# admin and main build from the repository root, for the shared messaging core (lib/eventbus)
+	@for i in admin main; do docker build -f $$i/Dockerfile -t $(IMAGE_REGISTRY)/$$i:$(IMAGE_TAG) . || exit 1; done
+	docker build -t $(IMAGE_REGISTRY)/frontend:$(IMAGE_TAG) frontend
 
 push: ## push the images (REGISTRY_USER, REGISTRY_PASSWORD)
 	@echo "$$REGISTRY_PASSWORD" | docker login -u "$$REGISTRY_USER" --password-stdin $(firstword $(subst /, ,$(IMAGE_REGISTRY)))
@@ -228,7 +237,7 @@ security: deps frontend-deps ## dependency audits, bandit, secrets scan, Trivy (
 	$(VENV)/bin/pip install -q pip-audit==2.10.1
 	$(VENV)/bin/pip-audit -r admin/requirements.txt -r main/requirements.txt
 	cd frontend && npm audit --omit=dev
-	$(VENV)/bin/bandit -q -r admin main -x '*/tests/*,*/migrations/*' -lll
+	$(VENV)/bin/bandit -q -r admin main lib -x '*/tests/*,*/migrations/*' -lll
 	$(VENV)/bin/detect-secrets scan --exclude-files '(node_modules|\.venv|package-lock\.json)' > $(VAR)/security/secrets.json
 	@for i in $(IMAGES); do trivy image --exit-code 1 --severity HIGH,CRITICAL $(IMAGE_REGISTRY)/$$i:$(IMAGE_TAG) || exit 1; done
 

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 
 from pythonjsonlogger.json import JsonFormatter
 
 SERVICE = "admin"
-_quiet = threading.local()
-
-
-@contextlib.contextmanager
-def quiet_loggers(*prefixes: str):
-    """Drop records of loggers under prefixes in this thread (e.g. pika's errors during a probe)."""
-    _quiet.prefixes = prefixes
-    try:
-        yield
-    finally:
-        _quiet.prefixes = ()
 
 
 class TraceContextFilter(logging.Filter):
     """Add the current OpenTelemetry trace id to each record (when a span is active)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        prefixes = getattr(_quiet, "prefixes", ())
-        if prefixes and record.name.startswith(prefixes):
-            return False
         if not hasattr(record, "trace_id"):
             from opentelemetry import trace
 

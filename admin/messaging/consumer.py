@@ -17,6 +17,9 @@ import pika
 import pika.exceptions
 from django.db import IntegrityError, NotSupportedError, ProgrammingError, transaction
 from django.utils import timezone
+from eventbus import connection as broker
+from eventbus.connection import BrokerWait
+from eventbus.runtime import Backoff, StopSignal
 from opentelemetry import propagate, trace
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -208,7 +211,7 @@ def _apply_one(channel, method, properties, event: Event, *, sleep, stopping) ->
         kind=trace.SpanKind.CONSUMER,
         attributes=_span_attributes(method, event),
     ):
-        backoff = runtime.Backoff(0.5, 5.0)
+        backoff = Backoff(0.5, 5.0)
         while True:
             try:
                 outcome = apply_event(event)
@@ -223,7 +226,7 @@ def _apply_one(channel, method, properties, event: Event, *, sleep, stopping) ->
                         extra=_log_extra(event.id, event.type),
                     )
                     return ABANDONED
-                delay = backoff.next_delay()
+                delay = backoff.next()
                 logger.warning(
                     "database error applying event %s (%r); retrying in %.1fs",
                     event.id,
@@ -303,7 +306,7 @@ def _apply_parsed(channel, parsed, *, sleep, stopping, ack_multiple) -> list[str
         )
         for method, properties, event in parsed
     ]
-    backoff = runtime.Backoff(0.5, 5.0)
+    backoff = Backoff(0.5, 5.0)
     results: list[str] | None = None
     try:
         while True:
@@ -319,7 +322,7 @@ def _apply_parsed(channel, parsed, *, sleep, stopping, ack_multiple) -> list[str
                         exc,
                     )
                     return [ABANDONED] * len(events)
-                delay = backoff.next_delay()
+                delay = backoff.next()
                 logger.warning(
                     "database error applying a batch of %s events (%r); retrying in %.1fs",
                     len(events),
@@ -388,14 +391,14 @@ class Consumer:
         self,
         *,
         params: pika.ConnectionParameters | None = None,
-        stop: runtime.StopSignal | None = None,
+        stop: StopSignal | None = None,
     ):
         self.params = params or topology.connection_parameters(client_name="admin-consumer")
-        self.broker_wait = runtime.BrokerWait(self.params)
-        self.stop = stop or runtime.StopSignal()
+        self.broker_wait = BrokerWait(self.params)
+        self.stop = stop or StopSignal()
         self.connection: pika.BlockingConnection | None = None
         self.channel = None
-        self._backoff = runtime.Backoff(0.5, 5.0)
+        self._backoff = Backoff(0.5, 5.0)
         self._next_beat = 0.0
         # Deliveries handed over by pika and not yet processed, in delivery-tag order.
         self._buffer: list[tuple] = []
@@ -420,10 +423,10 @@ class Consumer:
             try:
                 self._connect()
             except pika.exceptions.AMQPError as exc:
-                if runtime.is_fatal_broker_error(exc):
+                if broker.is_fatal(exc):
                     raise
                 self._disconnect()
-                delay = self._backoff.next_delay()
+                delay = self._backoff.next()
                 if not self.broker_wait.failed(exc):
                     logger.warning("broker unavailable (%r); retrying in %.1fs", exc, delay)
                 select.select([self.stop], [], [], delay)
@@ -433,7 +436,7 @@ class Consumer:
             self.connection.process_data_events(time_limit=1)
             self._drain()
         except pika.exceptions.AMQPError as exc:
-            if runtime.is_fatal_broker_error(exc):
+            if broker.is_fatal(exc):
                 raise
             logger.warning("lost the broker (%r); reconnecting", exc)
             self._disconnect()

@@ -23,6 +23,9 @@ import pika.exceptions
 from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
+from eventbus import connection as broker
+from eventbus.connection import BrokerWait
+from eventbus.runtime import Backoff, StopSignal
 from pika import spec
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -379,18 +382,18 @@ class Relay:
         wakeup_addr: str | None = None,
         outbox_retention_hours: float = 24,
         inbox_retention_hours: float = 168,
-        stop: runtime.StopSignal | None = None,
+        stop: StopSignal | None = None,
     ):
         self.params = params or topology.connection_parameters(client_name="admin-relay")
-        self.broker_wait = runtime.BrokerWait(self.params)
+        self.broker_wait = BrokerWait(self.params)
         self.batch_size = batch_size
         self.wakeup_addr = wakeup_addr
         self.outbox_retention_hours = outbox_retention_hours
         self.inbox_retention_hours = inbox_retention_hours
-        self.stop = stop or runtime.StopSignal()
+        self.stop = stop or StopSignal()
         self.publisher: ConfirmPublisher | None = None
-        self._broker_backoff = runtime.Backoff(0.5, 5.0)
-        self._db_backoff = runtime.Backoff(0.5, 5.0)
+        self._broker_backoff = Backoff(0.5, 5.0)
+        self._db_backoff = Backoff(0.5, 5.0)
         self._next_beat = 0.0
         self._next_gauges = 0.0
         self._next_prune = 0.0
@@ -421,9 +424,9 @@ class Relay:
                 self._broker_backoff.reset()
                 logger.info("relay connected to the broker")
             except pika.exceptions.AMQPError as exc:
-                if runtime.is_fatal_broker_error(exc):
+                if broker.is_fatal(exc):
                     raise
-                delay = self._broker_backoff.next_delay()
+                delay = self._broker_backoff.next()
                 if not self.broker_wait.failed(exc):
                     logger.warning("broker unavailable (%r); retrying in %.1fs", exc, delay)
                 self._housekeeping()
@@ -433,13 +436,13 @@ class Relay:
             claimed = relay_batch(self.publisher, self.batch_size)
             self._db_backoff.reset()
         except pika.exceptions.AMQPError as exc:
-            if runtime.is_fatal_broker_error(exc):
+            if broker.is_fatal(exc):
                 raise
             logger.warning("lost the broker while publishing (%r); reconnecting", exc)
             self._disconnect()
             return
         except runtime.TRANSIENT_DB_ERRORS as exc:
-            delay = self._db_backoff.next_delay()
+            delay = self._db_backoff.next()
             logger.warning("database error (%r); retrying in %.1fs", exc, delay)
             runtime.reset_db_connection()
             wakeup.wait(delay, also=[self.stop])

@@ -32,10 +32,9 @@ def register_cli(app):
     @click.argument("action", type=click.Choice(["list", "redrive", "purge"]))
     @click.option(
         "--limit",
-        type=int,
-        default=100,
-        show_default=True,
-        help="Messages to handle at most.",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Messages to handle at most (default: all there when the command starts).",
     )
     def dlq(action, limit):
         """List, redrive or purge dead-lettered messages of the `main.dlq` queue."""

@@ -1,28 +1,13 @@
 """JSON log lines on stdout: timestamp, level, service, logger, message, and the trace id in a span."""
 
-import contextlib
 import logging
 import sys
-import threading
 
 from pythonjsonlogger.json import JsonFormatter
 
 from app.config import SERVICE_NAME
 
 LOG_FORMAT = "%(levelname)s %(name)s %(message)s"
-
-
-_quiet = threading.local()
-
-
-@contextlib.contextmanager
-def quiet_loggers(*prefixes):
-    """Drop records of loggers under prefixes in this thread (e.g. pika's errors during a probe)."""
-    _quiet.prefixes = prefixes
-    try:
-        yield
-    finally:
-        _quiet.prefixes = ()
 
 
 class ContextFilter(logging.Filter):
@@ -33,9 +18,6 @@ class ContextFilter(logging.Filter):
         self.service = service
 
     def filter(self, record):
-        prefixes = getattr(_quiet, "prefixes", ())
-        if prefixes and record.name.startswith(prefixes):
-            return False
         record.service = self.service
         if not hasattr(record, "trace_id"):
             trace_id = _current_trace_id()

@@ -5,15 +5,14 @@ tests/load/bench_likes.py) and needs nothing the ORM adds.
 """
 
 import logging
-import ssl
 import threading
 import time
 
+from eventbus import connection as broker
 from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db, is_mysql
-from app.logging_config import quiet_loggers
 from app.messaging.contract import PRODUCT_LIKED, PRODUCT_UNLIKED
 from app.messaging.outbox import enqueue_core
 from app.models import OutboxEvent, Product, ProductLike, WorkerHeartbeat, utcnow
@@ -229,17 +228,6 @@ def check_consumer(now=None):
     }
 
 
-def broker_parameters(url, ca_file=None):
-    """Return pika connection parameters for url, verifying TLS (CA file or system CAs) for amqps."""
-    import pika
-
-    params = pika.URLParameters(url)
-    if url.startswith("amqps://"):
-        context = ssl.create_default_context(cafile=ca_file)
-        params.ssl_options = pika.SSLOptions(context, server_hostname=params.host)
-    return params
-
-
 _broker_cache = {}
 _broker_lock = threading.Lock()
 
@@ -257,22 +245,16 @@ def check_broker(url, ca_file=None, ttl=BROKER_CHECK_TTL_SECONDS):
 
 
 def _connect_broker(url, ca_file):
-    import pika
-
     try:
-        params = broker_parameters(url, ca_file)
-        params.connection_attempts = 1
-        params.retry_delay = 0
-        params.socket_timeout = 1.5
-        params.blocked_connection_timeout = 1.5
-        params.stack_timeout = 2
-        # pika logs a refused connection at ERROR; the probe reports it once as a warning instead.
-        with quiet_loggers("pika"):
-            pika.BlockingConnection(params).close()
-        return {"ok": True}
-    except Exception as exc:  # noqa: BLE001
-        logger.warning("readiness: broker check failed: %s", type(exc).__name__)
+        params = broker.parameters(url, ca_file, socket_timeout=1.5, blocked_connection_timeout=1.5)
+    except Exception as exc:  # noqa: BLE001 - a malformed URL is "broker not ready", named by its class
         return {"ok": False, "error": type(exc).__name__}
+    params.retry_delay = 0
+    params.stack_timeout = 2
+    result = broker.probe(params)
+    if not result["ok"]:
+        logger.warning("readiness: broker check failed: %s", result["error"])
+    return result
 
 
 def readiness(config):

@@ -18,7 +18,7 @@ import pytest
             "dlq_command",
             ("redrive", 7),
         ),
-        (["dlq", "list"], "app.messaging.dlq", "dlq_command", ("list", 100)),
+        (["dlq", "list"], "app.messaging.dlq", "dlq_command", ("list", None)),
     ],
 )
 def test_command_calls_the_messaging_entry_point(app, runner, monkeypatch, args, module, function, expected):

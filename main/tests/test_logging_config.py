@@ -6,7 +6,7 @@ import logging
 
 from opentelemetry import trace
 
-from app.logging_config import ContextFilter, json_formatter, quiet_loggers
+from app.logging_config import ContextFilter, json_formatter
 
 
 def capture():
@@ -45,14 +45,3 @@ def test_trace_id_is_added_inside_a_span(app):
     assert json.loads(stream.getvalue())["trace_id"] == expected
 
 
-def test_quiet_loggers_drops_only_the_named_prefix():
-    logger, stream = capture()
-    noisy = logging.getLogger("pika.probe")
-    noisy.handlers[:] = logger.handlers
-    noisy.propagate = False
-
-    with quiet_loggers("pika"):
-        noisy.error("refused")
-        logger.info("kept")
-
-    assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == ["kept"]

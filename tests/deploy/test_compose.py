@@ -138,7 +138,8 @@ def test_dockerfile_matches_compose_port_and_healthcheck(name, dockerfile, port,
     assert re.search(rf"^HEALTHCHECK .*\n.*{re.escape(health)}", text, re.MULTILINE)
     assert f"http://127.0.0.1:{port}{health}" in " ".join(service["healthcheck"]["test"])
     assert service["expose"] == [str(port)] and service["environment"]["PORT"] == str(port)
-    assert service["build"] == f"./{name}"
+    # The repository root, so the image can install the shared messaging core (lib/eventbus).
+    assert service["build"] == {"context": ".", "dockerfile": f"{name}/Dockerfile"}
 
 
 @pytest.mark.parametrize(("name", "dockerfile", "port", "health"), WEB)
@@ -150,7 +151,9 @@ def test_dockerfile_is_multi_stage_pinned_and_non_root(name, dockerfile, port, h
     assert users and users[-1] not in {"root", "0"}
     assert 'ENTRYPOINT ["/app/docker-entrypoint.sh"]' in text
     assert re.search(r'^CMD \["gunicorn", "-c", "gunicorn.conf.py"', text, re.MULTILINE)
-    assert (dockerfile.parent / ".dockerignore").exists()
+    assert f"COPY {name}/ ." in text and "COPY lib/eventbus" in text
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {"*", f"!{name}", "!lib/eventbus", "**/tests"} <= set(ignored)
 
 
 def test_compose_commands_are_the_spec_process_commands():

@@ -144,9 +144,9 @@ def test_consumer_applies_dedupes_and_dead_letters_then_dlq_command_works(rabbit
         # Still poison: the consumer dead-letters it again.
         wait_until(lambda: queue_depth(channel, "admin.dlq") == 2, step=consumer._step)
 
-        out = StringIO()
-        call_command("dlq", "purge", stdout=out)
-        assert "2 message(s) purged" in out.getvalue()
+        said = StringIO()
+        call_command("dlq", "purge", stdout=StringIO(), stderr=said)
+        assert "2 message(s) purged" in said.getvalue()
         assert queue_depth(channel, "admin.dlq") == 0
     finally:
         consumer._disconnect()

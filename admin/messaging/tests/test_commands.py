@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 from io import StringIO
-from types import SimpleNamespace
 
-import pika
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from messaging.management.commands import check_drift, dlq
+from messaging.management.commands import check_drift
 from messaging.models import OutboxEvent
 from products.models import Product
 
@@ -122,31 +120,3 @@ def test_check_drift_reads_main_over_http(monkeypatch):
     assert rows[0]["id"] == 1
     with pytest.raises(CommandError):
         check_drift.fetch_main_products("file:///etc/passwd", 3)
-
-
-def test_dlq_describe_and_redrive_properties_keep_identity_and_drop_death_headers():
-    headers = {
-        "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01",
-        "x-death": [{"reason": "rejected", "queue": "admin", "count": 1}],
-        "x-first-death-reason": "rejected",
-    }
-    props = pika.BasicProperties(
-        message_id="m1",
-        type="product.liked",
-        content_type="application/json",
-        app_id="main",
-        timestamp=5,
-        headers=headers,
-    )
-    method = SimpleNamespace(routing_key="product.liked")
-    info = dlq.describe(method, props, b'{"x": 1}')
-    assert info["message_id"] == "m1" and info["reason"] == "rejected" and info["queue"] == "admin"
-    again = dlq.redrive_properties(props)
-    assert (again.message_id, again.type, again.app_id, again.timestamp) == (
-        "m1",
-        "product.liked",
-        "main",
-        5,
-    )
-    assert again.delivery_mode == 2
-    assert again.headers == {"traceparent": headers["traceparent"], "x-redriven": 1}

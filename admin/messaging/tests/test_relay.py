@@ -329,7 +329,9 @@ def test_the_relay_keeps_beating_while_the_broker_is_down_and_stops_cleanly():
 
 def test_an_unrecoverable_broker_error_ends_the_relay_non_zero(monkeypatch):
     def refuse(params=None):
-        raise pika.exceptions.ProbableAuthenticationError("bad credentials")
+        raise pika.exceptions.ProbableAuthenticationError(
+            "ConnectionClosedByBroker: (403) 'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN.'"
+        )
 
     monkeypatch.setattr(relay, "connect", refuse)
     assert relay.Relay().run() == 1

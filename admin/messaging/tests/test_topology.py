@@ -75,8 +75,8 @@ def test_plain_amqp_parameters_have_heartbeat_and_blocked_timeout():
         5673,
         "vh",
     )
-    assert params.heartbeat == topology.HEARTBEAT_SECONDS
-    assert params.blocked_connection_timeout == topology.BLOCKED_CONNECTION_TIMEOUT_SECONDS
+    assert params.heartbeat == 30
+    assert params.blocked_connection_timeout == 60
     assert params.connection_attempts == 1
     assert params.ssl_options is None
     assert params.client_properties == {"connection_name": "x"}

@@ -15,6 +15,9 @@ from collections.abc import Callable
 import pika
 import pika.exceptions
 import pymysql
+from eventbus import connection as broker
+from eventbus.connection import BrokerWait
+from eventbus.runtime import Backoff, StopSignal, metrics_port
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from sqlalchemy import insert
@@ -27,16 +30,7 @@ from sqlalchemy.exc import (
 
 from app.extensions import db
 from app.messaging import contract, handlers, metrics, topology
-from app.messaging.worker import (
-    CONSUMER_METRICS_PORT,
-    DATABASE_ERRORS,
-    Backoff,
-    BrokerWait,
-    StopFlag,
-    beat,
-    metrics_port,
-    quiet_pika,
-)
+from app.messaging.worker import CONSUMER_METRICS_PORT, DATABASE_ERRORS, beat, pika_warnings_only
 from app.models import InboxEvent, utcnow
 
 logger = logging.getLogger(__name__)
@@ -50,13 +44,6 @@ IDLE_TIMEOUT_SECONDS = 1.0
 _INBOX = InboxEvent.__table__
 _INSERT_INBOX = insert(_INBOX)
 
-_AUTH_ERRORS = (
-    pika.exceptions.ProbableAuthenticationError,
-    pika.exceptions.ProbableAccessDeniedError,
-    pika.exceptions.AuthenticationError,
-)
-# 403 ACCESS_REFUSED, 406 PRECONDITION_FAILED (queue declared elsewhere with other arguments).
-_FATAL_REPLY_CODES = frozenset({403, 406})
 
 ACKED = "acked"
 DUPLICATE = "duplicate"
@@ -215,7 +202,7 @@ class Consumer:
         return DEAD_LETTERED
 
 
-def _consume_connection(app, params, stop: StopFlag, broker_wait: BrokerWait) -> None:
+def _consume_connection(app, params, stop: StopSignal, broker_wait: BrokerWait) -> None:
     """Consume on one connection until stop or broker loss (raises pika errors)."""
     with broker_wait.attempt():
         conn = pika.BlockingConnection(params)
@@ -225,11 +212,11 @@ def _consume_connection(app, params, stop: StopFlag, broker_wait: BrokerWait) ->
         try:
             topology.declare_consumer(channel)
         except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code in _FATAL_REPLY_CODES:
+            if broker.is_fatal(exc):
                 raise Unrecoverable(f"declaring topology failed: {exc!r}") from exc
             raise
         channel.basic_qos(prefetch_count=PREFETCH)
-        consumer = Consumer(channel, conn.sleep, stop.is_set)
+        consumer = Consumer(channel, conn.sleep, lambda: stop.requested)
         metrics.CONSUMER_UP.set(1)
         logger.info("consuming queue %s", topology.QUEUE)
         last_beat = float("-inf")
@@ -242,7 +229,7 @@ def _consume_connection(app, params, stop: StopFlag, broker_wait: BrokerWait) ->
             if now - last_beat >= HEARTBEAT_SECONDS:
                 last_beat = now
                 beat(HEARTBEAT_NAME)
-            if stop.is_set():
+            if stop.requested:
                 break
         metrics.CONSUMER_UP.set(0)
         # Unacked prefetched messages go back to the queue when the channel closes.
@@ -259,9 +246,9 @@ def _consume_connection(app, params, stop: StopFlag, broker_wait: BrokerWait) ->
 
 def run_consumer(app) -> None:
     """Consume the `main` queue until SIGTERM (exit 0); exit 1 on an unrecoverable error."""
-    stop = StopFlag()
+    stop = StopSignal()
     stop.install()
-    quiet_pika()
+    pika_warnings_only()
     metrics.serve(metrics_port(CONSUMER_METRICS_PORT))
     params = topology.connection_parameters(
         app.config["RABBITMQ_URL"],
@@ -273,13 +260,13 @@ def run_consumer(app) -> None:
     logger.info("consumer starting")
     try:
         with app.app_context():
-            while not stop.is_set():
+            while not stop.requested:
                 try:
                     _consume_connection(app, params, stop, broker_wait)
                     backoff.reset()
-                except _AUTH_ERRORS as exc:
-                    raise Unrecoverable(f"broker refused our credentials: {exc!r}") from exc
                 except pika.exceptions.AMQPError as exc:
+                    if broker.is_fatal(exc):
+                        raise Unrecoverable(f"the broker refused us: {exc!r}") from exc
                     delay = backoff.next()
                     if not broker_wait.failed(exc):
                         logger.warning("broker unavailable (%r); reconnecting in %.1f s", exc, delay)

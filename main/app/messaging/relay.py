@@ -21,6 +21,9 @@ from datetime import timedelta
 
 import pika
 import pika.exceptions
+from eventbus import connection as broker
+from eventbus.connection import BrokerWait
+from eventbus.runtime import Backoff, StopSignal, metrics_port
 from pika.adapters.select_connection import PollEvents
 from pika.spec import Basic
 from sqlalchemy import delete, func, select, update
@@ -28,16 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db, is_mysql
 from app.messaging import contract, metrics, topology
-from app.messaging.worker import (
-    DATABASE_ERRORS,
-    RELAY_METRICS_PORT,
-    Backoff,
-    BrokerWait,
-    StopFlag,
-    beat,
-    metrics_port,
-    quiet_pika,
-)
+from app.messaging.worker import DATABASE_ERRORS, RELAY_METRICS_PORT, beat, pika_warnings_only
 from app.models import InboxEvent, OutboxEvent, utcnow
 
 logger = logging.getLogger(__name__)
@@ -57,14 +51,6 @@ RETRY_CAP_SECONDS = 300.0
 _OUTBOX = OutboxEvent.__table__
 _INBOX = InboxEvent.__table__
 
-# Errors pika raises for a broker that will not get better by retrying.
-_AUTH_ERRORS = (
-    pika.exceptions.ProbableAuthenticationError,
-    pika.exceptions.ProbableAccessDeniedError,
-    pika.exceptions.AuthenticationError,
-)
-# 403 ACCESS_REFUSED, 406 PRECONDITION_FAILED (topology declared with other arguments).
-_FATAL_REPLY_CODES = frozenset({403, 406})
 
 
 class BrokerUnavailable(Exception):
@@ -216,14 +202,14 @@ class AmqpPublisher:
         # A short blocking connection keeps declarations simple; publishing uses the async one.
         try:
             conn = pika.BlockingConnection(self._params)
-        except _AUTH_ERRORS as exc:
-            raise Unrecoverable(f"broker refused our credentials: {exc!r}") from exc
         except pika.exceptions.AMQPError as exc:
+            if broker.is_fatal(exc):
+                raise Unrecoverable(f"the broker refused us: {exc!r}") from exc
             raise BrokerUnavailable(f"cannot connect: {exc!r}") from exc
         try:
             topology.declare_publisher(conn.channel())
         except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code in _FATAL_REPLY_CODES:
+            if broker.is_fatal(exc):
                 raise Unrecoverable(f"declaring topology failed: {exc!r}") from exc
             raise BrokerUnavailable(f"declaring topology failed: {exc!r}") from exc
         except pika.exceptions.AMQPError as exc:
@@ -238,8 +224,8 @@ class AmqpPublisher:
         conn.channel(on_open_callback=self._on_channel_open)
 
     def _on_open_error(self, _conn, error) -> None:
-        if isinstance(error, _AUTH_ERRORS):
-            self._fatal = f"broker refused our credentials: {error!r}"
+        if broker.is_fatal(error):
+            self._fatal = f"the broker refused us: {error!r}"
         self._lost = f"connection failed: {error!r}"
         self._check()
 
@@ -260,8 +246,7 @@ class AmqpPublisher:
 
     def _on_channel_closed(self, _channel, reason) -> None:
         self._ready = False
-        code = getattr(reason, "reply_code", None)
-        if code in _FATAL_REPLY_CODES:
+        if broker.is_fatal(reason):
             self._fatal = f"channel closed by broker: {reason!r}"
         self._lost = f"channel closed: {reason!r}"
         if self._conn is not None and self._conn.is_open:
@@ -575,9 +560,9 @@ class Relay:
 
 def run_relay(app) -> None:
     """Run the outbox relay until SIGTERM (exit 0); exit 1 on an unrecoverable error."""
-    stop = StopFlag()
+    stop = StopSignal()
     stop.install()
-    quiet_pika()
+    pika_warnings_only()
     metrics.serve(metrics_port(RELAY_METRICS_PORT))
     params = topology.connection_parameters(
         app.config["RABBITMQ_URL"],
@@ -595,7 +580,7 @@ def run_relay(app) -> None:
     logger.info("outbox relay starting")
     try:
         with app.app_context():
-            while not stop.is_set():
+            while not stop.requested:
                 try:
                     if publisher is None:
                         publisher = AmqpPublisher(params, wake_socket=wake_socket)
@@ -610,7 +595,7 @@ def run_relay(app) -> None:
                     relay.housekeeping(retention, inbox_retention)
                     db_backoff.reset()
                     if claimed < relay.batch_size:
-                        publisher.wait(POLL_SECONDS, stop.is_set)
+                        publisher.wait(POLL_SECONDS, lambda: stop.requested)
                 except BrokerUnavailable as exc:
                     if publisher is not None:
                         publisher.close()

@@ -1,16 +1,14 @@
-"""resync-likes, the dead-letter helpers and the topology/connection settings."""
+"""resync-likes and the topology/connection settings (the dead-letter tool is eventbus's)."""
 
 import json
 import ssl
-from types import SimpleNamespace
 
 import certifi
-import pika
 import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.messaging import dlq, topology
+from app.messaging import topology
 from app.messaging.resync import resync_likes
 from app.models import OutboxEvent
 
@@ -52,92 +50,6 @@ def test_resync_command_runs_through_the_cli(app, add_product, runner):
     assert result.exit_code == 0, result.output
     with app.app_context():
         assert db.session.execute(select(OutboxEvent.event_type)).scalars().all() == ["product.likes_counted"]
-
-
-def dead_letter(tag, message_id="m1", key="product.created"):
-    method = SimpleNamespace(delivery_tag=tag, routing_key=key)
-    props = pika.BasicProperties(
-        message_id=message_id,
-        type="product.created",
-        content_type="application/json",
-        app_id="admin",
-        timestamp=123,
-        headers={
-            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "x-death": [
-                {
-                    "reason": "rejected",
-                    "queue": "main",
-                    "count": 1,
-                    "routing-keys": [key],
-                }
-            ],
-            "x-first-death-reason": "rejected",
-        },
-    )
-    return method, props, b'{"id": "m1"}'
-
-
-class FakeDlqChannel:
-    def __init__(self, messages):
-        self.messages = list(messages)
-        self.calls = []
-
-    def confirm_delivery(self):
-        self.calls.append(("confirm",))
-
-    def basic_get(self, queue, auto_ack=False):
-        assert queue == topology.DEAD_LETTER_QUEUE and auto_ack is False
-        return self.messages.pop(0) if self.messages else (None, None, None)
-
-    def basic_publish(self, exchange, routing_key, body, properties, mandatory=False):
-        self.calls.append(("publish", exchange, routing_key, body, properties, mandatory))
-
-    def basic_ack(self, tag):
-        self.calls.append(("ack", tag))
-
-    def basic_nack(self, tag, multiple=False, requeue=True):
-        self.calls.append(("nack", tag, multiple, requeue))
-
-
-def test_list_prints_and_gives_every_message_back():
-    channel = FakeDlqChannel([dead_letter(1), dead_letter(2, "m2")])
-    lines = []
-
-    assert dlq.handle_dlq(channel, "list", 10, echo=lines.append) == 2
-
-    assert [json.loads(line)["message_id"] for line in lines] == ["m1", "m2"]
-    assert json.loads(lines[0])["reason"] == "rejected"
-    assert json.loads(lines[0])["routing_key"] == "product.created"
-    assert channel.calls == [("nack", 2, True, True)]
-
-
-def test_redrive_republishes_with_the_original_key_then_acks():
-    channel = FakeDlqChannel([dead_letter(1, key="product.updated")])
-
-    assert dlq.handle_dlq(channel, "redrive", 10) == 1
-
-    confirm, publish, ack = channel.calls
-    assert confirm == ("confirm",)
-    _, exchange, key, body, props, mandatory = publish
-    assert (exchange, key, body, mandatory) == (
-        "main.redrive",
-        "product.updated",
-        b'{"id": "m1"}',
-        True,
-    )
-    assert props.message_id == "m1" and props.type == "product.created" and props.delivery_mode == 2
-    assert props.headers == {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
-    assert ack == ("ack", 1)
-
-
-def test_purge_and_limit():
-    channel = FakeDlqChannel([dead_letter(1), dead_letter(2), dead_letter(3)])
-
-    assert dlq.handle_dlq(channel, "purge", 2) == 2
-
-    assert channel.calls == [("ack", 1), ("ack", 2)]
-    assert len(channel.messages) == 1
 
 
 def test_topology_matches_the_spec():
@@ -194,8 +106,8 @@ def test_plain_amqp_parameters():
     params = topology.connection_parameters("amqp://u:p@rabbit:5673/vh")
 
     assert (params.host, params.port, params.virtual_host) == ("rabbit", 5673, "vh")
-    assert params.heartbeat == topology.HEARTBEAT_SECONDS
-    assert params.blocked_connection_timeout == topology.BLOCKED_CONNECTION_TIMEOUT_SECONDS
+    assert params.heartbeat == 30
+    assert params.blocked_connection_timeout == 60
     assert params.ssl_options is None
 
 

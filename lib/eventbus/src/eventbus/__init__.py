@@ -1,0 +1,1 @@
+"""The messaging machinery admin and main share (lib/eventbus/README.md)."""

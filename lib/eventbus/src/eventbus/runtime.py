@@ -1,0 +1,97 @@
+"""What every long-running messaging worker needs: backoff, a stop signal, its metrics port."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import select
+import signal
+import socket
+import threading
+
+logger = logging.getLogger(__name__)
+
+
+class Backoff:
+    """Exponential backoff with jitter: base, 2*base, 4*base ... capped at cap seconds.
+
+    The jitter (the delay times 0.8 to 1.0) keeps several workers from hammering a recovering
+    broker or database in step.
+    """
+
+    def __init__(self, base: float = 0.5, cap: float = 5.0, *, jitter: bool = True):
+        self.base, self.cap, self.jitter, self.failures = base, cap, jitter, 0
+
+    def next(self) -> float:
+        """Return the delay before the next attempt and count one more failure."""
+        delay = min(self.cap, self.base * (2**self.failures))
+        self.failures += 1
+        return delay * random.uniform(0.8, 1.0) if self.jitter else delay
+
+    def reset(self) -> None:
+        """Forget past failures after a success."""
+        self.failures = 0
+
+
+class StopSignal:
+    """SIGTERM/SIGINT as a flag, plus a socket that becomes readable, so a select() wakes up."""
+
+    def __init__(self):
+        self._event = threading.Event()
+        self._read, self._write = socket.socketpair()
+        self._read.setblocking(False)
+        self._write.setblocking(False)
+        self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        """Whether a stop was asked for."""
+        return self._event.is_set()
+
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT (only possible in the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before install()."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, _frame) -> None:
+        logger.info("received signal %s: finishing the current work, then exiting", signum)
+        self.request()
+
+    def request(self) -> None:
+        """Ask the worker to stop (also from tests and other threads)."""
+        self._event.set()
+        try:
+            self._write.send(b"x")
+        except OSError:  # buffer full: a wake-up is already pending
+            pass
+
+    def wait(self, seconds: float, *also) -> bool:
+        """Sleep up to seconds; return early, True, on a stop (or when a socket in `also` is readable)."""
+        if self.requested:
+            return True
+        select.select([self, *also], [], [], max(0.0, seconds))
+        return self.requested
+
+    def fileno(self) -> int:
+        """Return the socket that becomes readable when a stop is requested."""
+        return self._read.fileno()
+
+    def close(self) -> None:
+        """Release the sockets."""
+        self._read.close()
+        self._write.close()
+
+
+def metrics_port(default: int) -> int:
+    """Return METRICS_PORT from the environment (0 = off), or this process kind's default when unset."""
+    value = os.environ.get("METRICS_PORT", "").strip()
+    return int(value) if value else default

@@ -1,0 +1,56 @@
+"""Backoff, the stop signal and the metrics port of the long-running workers."""
+
+import signal
+import threading
+import time
+
+from eventbus.runtime import Backoff, StopSignal, metrics_port
+
+
+def test_backoff_doubles_to_its_cap_and_resets():
+    backoff = Backoff(0.5, 4.0, jitter=False)
+    assert [backoff.next() for _ in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    backoff.reset()
+    assert backoff.next() == 0.5
+
+
+def test_backoff_jitter_stays_within_a_fifth_below():
+    backoff = Backoff(1.0, 1.0)
+    delays = [backoff.next() for _ in range(200)]
+    assert all(0.8 <= d <= 1.0 for d in delays) and len(set(delays)) > 1
+
+
+def test_a_stop_wakes_a_waiting_worker_at_once():
+    stop = StopSignal()
+    threading.Timer(0.05, stop.request).start()
+    started = time.monotonic()
+    assert stop.wait(10) is True
+    assert time.monotonic() - started < 2
+    assert stop.requested
+    stop.close()
+
+
+def test_sigterm_requests_a_stop_and_restore_puts_the_handler_back():
+    previous = signal.getsignal(signal.SIGTERM)
+    stop = StopSignal()
+    stop.install()
+    try:
+        signal.raise_signal(signal.SIGTERM)
+        assert stop.requested
+    finally:
+        stop.restore()
+        stop.close()
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_wait_times_out_without_a_stop():
+    stop = StopSignal()
+    assert stop.wait(0.01) is False
+    stop.close()
+
+
+def test_metrics_port(monkeypatch):
+    monkeypatch.delenv("METRICS_PORT", raising=False)
+    assert metrics_port(9811) == 9811
+    monkeypatch.setenv("METRICS_PORT", "0")
+    assert metrics_port(9811) == 0
