@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -40,9 +41,32 @@ class ServerNotInstalled(ServerError):
     """A server binary is missing on this machine."""
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """Return a port on 127.0.0.1 that is free right now (TCP by default, UDP with SOCK_DGRAM)."""
-    with socket.socket(socket.AF_INET, kind) as s:
+    """Return a port on 127.0.0.1 that is free right now (TCP by default, UDP with SOCK_DGRAM).
+
+    Picked below the kernel's ephemeral range: a server restarted on its port (a fault test) then
+    never finds it taken by an outgoing connection's source port, nor by a client that, retrying
+    against the stopped server, connected to itself (TCP's simultaneous open on loopback).
+    """
+    low = min(_ephemeral_range()[0], 65536)
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, max(20001, low))
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, kind) as s:  # a crowded range: let the kernel pick
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

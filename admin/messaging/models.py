@@ -37,6 +37,8 @@ class InboxEvent(ExportModelOperationsMixin("inbox"), models.Model):
 
     class Meta:
         db_table = "inbox"
+        # Pruning deletes by age: without it every prune scans the whole table.
+        indexes = (models.Index(fields=["received_at"], name="inbox_received_at_idx"),)
 
     def __str__(self):
         return f"{self.event_type} {self.message_id}"

@@ -83,6 +83,8 @@ class InboxEvent(db.Model):
     """The id of every event applied, so a redelivered event is recognised and skipped."""
 
     __tablename__ = "inbox"
+    # Pruning deletes by age: without it every prune scans the whole table.
+    __table_args__ = (Index("ix_inbox_received_at", "received_at"),)
 
     message_id = db.Column(String(36), primary_key=True)
     event_type = db.Column(String(64), nullable=False)

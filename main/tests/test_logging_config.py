@@ -43,5 +43,3 @@ def test_trace_id_is_added_inside_a_span(app):
     expected = format(span.get_span_context().trace_id, "032x")
 
     assert json.loads(stream.getvalue())["trace_id"] == expected
-
-

@@ -147,14 +147,14 @@ class Consumer:
 
         # Only now, after the commit, is the event safe to acknowledge.
         self.channel.basic_ack(delivery_tag=tag)
-        type_label = metrics.type_label(event.type)
+        type_label = metrics.CONSUMER.type_label(event.type)
         if outcome == DUPLICATE:
-            metrics.EVENTS_DUPLICATES.labels(type=type_label).inc()
+            metrics.CONSUMER.duplicates.labels(type=type_label).inc()
             logger.info("duplicate event skipped", extra=log_extra)
         else:
-            metrics.EVENTS_CONSUMED.labels(type=type_label).inc()
+            metrics.CONSUMER.consumed.labels(type=type_label).inc()
             age = (utcnow() - event.occurred_at.replace(tzinfo=None)).total_seconds()
-            metrics.EVENT_APPLY_AGE.observe(max(0.0, age))
+            metrics.CONSUMER.apply_age.labels(type=type_label).observe(max(0.0, age))
             logger.info("event %s", outcome, extra=log_extra)
         return DUPLICATE if outcome == DUPLICATE else ACKED
 
@@ -193,7 +193,7 @@ class Consumer:
     def _reject(self, tag, event_id, event_type, code: str, reason: str) -> str:
         # requeue=False dead-letters it to main.dlx -> main.dlq.
         self.channel.basic_nack(delivery_tag=tag, requeue=False)
-        metrics.EVENTS_DEAD_LETTERED.labels(type=metrics.type_label(event_type), reason=code).inc()
+        metrics.CONSUMER.dead_lettered.labels(type=metrics.CONSUMER.type_label(event_type), reason=code).inc()
         logger.warning(
             "event rejected to the dead-letter queue: %s",
             reason,
@@ -217,7 +217,7 @@ def _consume_connection(app, params, stop: StopSignal, broker_wait: BrokerWait) 
             raise
         channel.basic_qos(prefetch_count=PREFETCH)
         consumer = Consumer(channel, conn.sleep, lambda: stop.requested)
-        metrics.CONSUMER_UP.set(1)
+        metrics.CONSUMER.up.set(1)
         logger.info("consuming queue %s", topology.QUEUE)
         last_beat = float("-inf")
         for method, properties, body in channel.consume(
@@ -231,12 +231,12 @@ def _consume_connection(app, params, stop: StopSignal, broker_wait: BrokerWait) 
                 beat(HEARTBEAT_NAME)
             if stop.requested:
                 break
-        metrics.CONSUMER_UP.set(0)
+        metrics.CONSUMER.up.set(0)
         # Unacked prefetched messages go back to the queue when the channel closes.
         channel.cancel()
         channel.close()
     finally:
-        metrics.CONSUMER_UP.set(0)
+        metrics.CONSUMER.up.set(0)
         if conn.is_open:
             try:
                 conn.close()

@@ -28,12 +28,15 @@ def pika_warnings_only() -> None:
     logging.getLogger("pika").setLevel(logging.WARNING)
 
 
-def beat(name: str) -> None:
-    """Record that worker `name` is alive now (own short transaction; errors are logged only)."""
+def beat(name: str, engine=None) -> None:
+    """Record that worker `name` is alive now (own short transaction; errors are logged only).
+
+    engine: the app's engine by default (needs an app context); a worker thread passes its own.
+    """
     now = utcnow()
     table = WorkerHeartbeat.__table__
     try:
-        with db.engine.begin() as conn:
+        with (engine or db.engine).begin() as conn:
             result = conn.execute(update(table).where(table.c.name == name).values(last_seen=now))
             if result.rowcount == 0:
                 try:

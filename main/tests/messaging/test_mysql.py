@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messaging import relay
 from app.messaging.consumer import ACKED, DUPLICATE, Consumer
 from app.messaging.outbox import enqueue
-from app.messaging.relay import Relay
 from app.models import Product
 from tests.conftest import make_app
 from tests.messaging.conftest import FakeChannel, admin_event
@@ -53,8 +53,10 @@ def test_apply_rules_hold_on_mariadb(mysql_app):
 
 def test_two_relays_never_claim_the_same_rows(mysql_app):
     with mysql_app.app_context():
-        for i in range(6):
-            enqueue(db.session, "product.liked", {"product_id": i + 1, "likes": 1, "seq": 1})
+        ids = [
+            enqueue(db.session, "product.liked", {"product_id": i + 1, "likes": 1, "seq": 1}).event_id
+            for i in range(6)
+        ]
         db.session.commit()
         db.session.remove()
 
@@ -67,7 +69,7 @@ def test_two_relays_never_claim_the_same_rows(mysql_app):
             self.name, self.hold = name, hold
 
         def publish_batch(self, messages):
-            seen[self.name] = [m.row_id for m in messages]
+            seen[self.name] = [ids.index(m.event_id) + 1 for m in messages]
             if self.hold:
                 # Keep the rows locked until the other relay has made its claim.
                 first_claimed.set()
@@ -78,8 +80,9 @@ def test_two_relays_never_claim_the_same_rows(mysql_app):
 
     def run(name, hold):
         try:
-            with mysql_app.app_context():
-                Relay(Publisher(name, hold), batch_size=3).run_once()
+            worker = relay.build(mysql_app, batch_size=3, wakeup_addr=None)
+            worker.publisher = Publisher(name, hold)
+            worker.run_once()
         except Exception as exc:  # noqa: BLE001 - surfaced by the assert below
             errors.append(exc)
         finally:

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pika
 import pytest
+from eventbus.publisher import AmqpPublisher
 from sqlalchemy import func, select, update
 
 from app.extensions import db
+from app.messaging import relay as relay_module
 from app.messaging import topology
 from app.messaging.dlq import dlq_command
 from app.messaging.outbox import enqueue, wake_relay
-from app.messaging.relay import AmqpPublisher, Relay
 from app.models import InboxEvent, OutboxEvent, Product, WorkerHeartbeat, utcnow
 from tests.conftest import make_app
 from tests.messaging.conftest import admin_event
@@ -193,15 +194,17 @@ def publish_admin(channel, env, *, body=None, message_id="same", exchange=topolo
 
 
 def test_relay_publishes_with_confirms_and_retries_returns(broker_app, rabbit, amqp):
-    publisher = AmqpPublisher(topology.connection_parameters(rabbit.url))
+    publisher = AmqpPublisher(topology.connection_parameters(rabbit.url), topology.TOPOLOGY)
     publisher.connect()
     try:
         amqp.exchange_delete(topology.EVENTS_EXCHANGE)  # no queue bound: everything is returned
         publisher.close()
         publisher.connect()
         (unroutable,) = add_likes(broker_app, 1)
+        relay = relay_module.build(broker_app, wakeup_addr=None)
+        relay.publisher = publisher
+        assert relay.run_once() == 1
         with broker_app.app_context():
-            assert Relay(publisher).run_once() == 1
             row = db.session.execute(select(OutboxEvent)).scalar_one()
             assert (row.published_at, row.attempts) == (None, 1)
             assert "312" in row.last_error and "NO_ROUTE" in row.last_error
@@ -212,7 +215,7 @@ def test_relay_publishes_with_confirms_and_retries_returns(broker_app, rabbit, a
         with broker_app.app_context():
             db.session.execute(update(OutboxEvent).values(available_at=utcnow() - timedelta(seconds=1)))
             db.session.commit()
-            relay = Relay(publisher)
+            db.session.remove()
             assert relay.run_once() == 500
             assert relay.run_once() == 201
             assert relay.run_once() == 0

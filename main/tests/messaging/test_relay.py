@@ -1,37 +1,38 @@
-"""The outbox relay against a fake publisher: order, confirms, retries, housekeeping."""
+"""main's relay store: claim in id order, mark only what the broker confirmed, back off the rest.
+
+The loop itself (reconnects, housekeeping thread, unknown outcomes) is eventbus's and tested in
+lib/eventbus; here the SQLAlchemy store runs under it against main's real tables.
+"""
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
+from eventbus.publisher import BrokerUnavailable, open_wakeup_socket
+from eventbus.relay import Housekeeper
+from eventbus.runtime import StopSignal
 from sqlalchemy import select, update
 
 from app.extensions import db
 from app.messaging import metrics, relay
 from app.messaging.outbox import enqueue
-from app.messaging.relay import (
-    BrokerUnavailable,
-    ConfirmTracker,
-    Relay,
-    message_from_row,
-)
 from app.models import InboxEvent, OutboxEvent, WorkerHeartbeat, utcnow
 
 
 class FakePublisher:
-    """Records each batch; answers with the outcome chosen per event id (default: confirmed)."""
+    """Answers with the outcome chosen per event id (default: confirmed); may lose the broker after n."""
 
     def __init__(self):
-        self.batches = []
-        self.outcomes = {}
-        self.lose_after = None
+        self.batches, self.outcomes, self.lose_after = [], {}, None
 
     def publish_batch(self, messages):
         self.batches.append(messages)
         results = {m.event_id: self.outcomes.get(m.event_id) for m in messages}
         if self.lose_after is not None:
-            confirmed = dict(list(results.items())[: self.lose_after])
-            raise BrokerUnavailable("connection reset", confirmed=confirmed)
+            raise BrokerUnavailable(
+                "connection reset", confirmed=dict(list(results.items())[: self.lose_after])
+            )
         return results
 
 
@@ -47,11 +48,7 @@ def add_events(app):
     def add(n, headers=None):
         with app.app_context():
             rows = [
-                enqueue(
-                    db.session,
-                    "product.liked",
-                    {"product_id": i + 1, "likes": i, "seq": i},
-                )
+                enqueue(db.session, "product.liked", {"product_id": i + 1, "likes": i, "seq": i})
                 for i in range(n)
             ]
             if headers is not None:
@@ -73,36 +70,22 @@ def outbox(app):
         return rows
 
 
-def run_once(app, publisher, **kwargs):
-    with app.app_context():
-        return Relay(publisher, **kwargs).run_once()
+def run_once(app, publisher, batch_size=500):
+    worker = relay.build(app, batch_size=batch_size, wakeup_addr=None)
+    worker.publisher = publisher
+    return worker.run_once()
 
 
-def test_publishes_pending_rows_in_id_order_and_marks_them(app, publisher, add_events):
-    ids = add_events(5)
-
-    assert run_once(app, publisher) == 5
-
-    assert [m.event_id for m in publisher.batches[0]] == ids
-    rows = outbox(app)
-    assert all(row.published_at is not None for row in rows)
-    assert all(row.attempts == 0 for row in rows)
-    assert run_once(app, publisher) == 0
-    assert len(publisher.batches) == 1
-
-
-def test_batches_are_capped(app, publisher, add_events):
+def test_publishes_pending_rows_in_id_order_in_capped_batches_and_marks_them(app, publisher, add_events):
     ids = add_events(7)
+    before = metrics.REGISTRY.get_sample_value("events_published_total", {"type": "product.liked"}) or 0
 
-    run_once(app, publisher, batch_size=3)
-    run_once(app, publisher, batch_size=3)
-    run_once(app, publisher, batch_size=3)
+    assert [run_once(app, publisher, batch_size=3) for _ in range(4)] == [3, 3, 1, 0]
 
-    assert [[m.event_id for m in batch] for batch in publisher.batches] == [
-        ids[:3],
-        ids[3:6],
-        ids[6:],
-    ]
+    assert [[m.event_id for m in batch] for batch in publisher.batches] == [ids[:3], ids[3:6], ids[6:]]
+    assert all(row.published_at is not None and row.attempts == 0 for row in outbox(app))
+    after = metrics.REGISTRY.get_sample_value("events_published_total", {"type": "product.liked"})
+    assert after == before + 7
 
 
 def test_only_confirmed_rows_are_marked_and_nacked_ones_back_off(app, publisher, add_events):
@@ -114,17 +97,10 @@ def test_only_confirmed_rows_are_marked_and_nacked_ones_back_off(app, publisher,
 
     first, nacked, third = outbox(app)
     assert first.published_at is not None and third.published_at is not None
-    assert nacked.published_at is None
-    assert nacked.attempts == 1
-    assert nacked.last_error == "nacked by broker"
-    assert nacked.available_at >= before + timedelta(seconds=relay.retry_delay(1)) - timedelta(
-        milliseconds=50
-    )
+    assert (nacked.published_at, nacked.attempts, nacked.last_error) == (None, 1, "nacked by broker")
+    assert nacked.available_at >= before + timedelta(seconds=1) - timedelta(milliseconds=50)
+    assert run_once(app, publisher) == 0  # not due yet
 
-    # Not due yet: the next pass leaves it alone.
-    assert run_once(app, publisher) == 0
-
-    # Once due it is sent again, and a confirm finally marks it.
     with app.app_context():
         db.session.execute(update(OutboxEvent).values(available_at=utcnow() - timedelta(seconds=1)))
         db.session.commit()
@@ -132,32 +108,9 @@ def test_only_confirmed_rows_are_marked_and_nacked_ones_back_off(app, publisher,
     assert run_once(app, publisher) == 1
     assert [m.event_id for m in publisher.batches[-1]] == [ids[1]]
     assert outbox(app)[1].published_at is not None
-    assert outbox(app)[1].attempts == 1
 
 
-def test_returned_rows_are_retried_with_growing_backoff(app, publisher, add_events):
-    (event_id,) = add_events(1)
-    publisher.outcomes[event_id] = "returned by broker: 312 NO_ROUTE"
-
-    for attempt in (1, 2, 3):
-        with app.app_context():
-            db.session.execute(update(OutboxEvent).values(available_at=utcnow() - timedelta(seconds=1)))
-            db.session.commit()
-        now = utcnow()
-        run_once(app, publisher)
-        (row,) = outbox(app)
-        assert row.attempts == attempt
-        delay = (row.available_at - now).total_seconds()
-        assert relay.retry_delay(attempt) - 0.1 <= delay <= relay.retry_delay(attempt) + 1
-    assert [relay.retry_delay(n) for n in (1, 2, 3, 20)] == [
-        1,
-        2,
-        4,
-        relay.RETRY_CAP_SECONDS,
-    ]
-
-
-def test_broker_loss_mid_batch_keeps_unconfirmed_rows_pending(app, publisher, add_events):
+def test_broker_loss_mid_batch_keeps_unconfirmed_rows_pending_untouched(app, publisher, add_events):
     ids = add_events(4)
     publisher.lose_after = 2
 
@@ -172,18 +125,7 @@ def test_broker_loss_mid_batch_keeps_unconfirmed_rows_pending(app, publisher, ad
     assert [m.event_id for m in publisher.batches[-1]] == ids[2:]
 
 
-def test_published_counter_counts_confirmed_events(app, publisher, add_events):
-    before = metrics.REGISTRY.get_sample_value("events_published_total", {"type": "product.liked"}) or 0
-    ids = add_events(3)
-    publisher.outcomes[ids[0]] = "nacked by broker"
-
-    run_once(app, publisher)
-
-    after = metrics.REGISTRY.get_sample_value("events_published_total", {"type": "product.liked"})
-    assert after == before + 2
-
-
-def test_message_carries_the_agreed_properties_and_trace_headers(app, publisher, add_events):
+def test_the_message_carries_the_agreed_properties_and_trace_headers(app, publisher, add_events):
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     (event_id,) = add_events(1, headers={"traceparent": traceparent, "tracestate": "k=v", "secret": "x"})
 
@@ -192,52 +134,32 @@ def test_message_carries_the_agreed_properties_and_trace_headers(app, publisher,
     (message,) = publisher.batches[0]
     (row,) = outbox(app)
     props = message.properties
-    assert message.routing_key == "product.liked"
     assert json.loads(message.body) == json.loads(row.payload)
-    assert props.message_id == event_id == json.loads(message.body)["id"]
-    assert props.type == "product.liked"
-    assert props.content_type == "application/json"
-    assert props.delivery_mode == 2
-    assert props.app_id == "main"
+    assert (message.routing_key, props.message_id, props.type, props.app_id) == (
+        "product.liked",
+        event_id,
+        "product.liked",
+        "main",
+    )
     assert abs(props.timestamp - utcnow().timestamp()) < 60
     assert props.headers == {"traceparent": traceparent, "tracestate": "k=v"}
 
 
-def test_broken_headers_column_is_sent_without_headers(app, add_events):
-    add_events(1)
-    with app.app_context():
-        db.session.execute(update(OutboxEvent).values(headers="not json"))
-        db.session.commit()
-    (row,) = outbox(app)
-    assert message_from_row(row).properties.headers == {}
-
-
-def test_confirm_tracker_handles_multiple_acks_nacks_and_returns():
-    tracker = ConfirmTracker()
-    for tag, event_id in enumerate("abcdef", start=11):
-        tracker.sent(tag, event_id)
-
-    tracker.confirm(13, multiple=True, ack=True)  # a, b, c
-    tracker.returned("d", "returned by broker: 312 NO_ROUTE")
-    tracker.confirm(14, multiple=False, ack=True)  # d, but it was returned
-    tracker.confirm(16, multiple=False, ack=False)  # f
-    assert not tracker.done
-    tracker.confirm(99, multiple=False, ack=True)  # unknown tag: ignored
-    tracker.confirm(15, multiple=True, ack=True)  # e
-
-    assert tracker.done
-    assert tracker.results == {
-        "a": None,
-        "b": None,
-        "c": None,
-        "d": "returned by broker: 312 NO_ROUTE",
-        "e": None,
-        "f": "nacked by broker",
-    }
+def _housekeeper(app):
+    return Housekeeper(
+        relay.build(app).store,
+        metrics.RELAY,
+        relay.HEARTBEAT_NAME,
+        StopSignal(),
+        outbox_retention=timedelta(hours=24),
+        inbox_retention=timedelta(hours=168),
+    )
 
 
 def test_prune_deletes_only_old_sent_rows_and_old_inbox_rows(app, publisher, add_events, monkeypatch):
-    monkeypatch.setattr(relay, "PRUNE_CHUNK", 2)
+    from eventbus import relay as core
+
+    monkeypatch.setattr(core, "PRUNE_CHUNK", 2)
     add_events(6)
     run_once(app, publisher, batch_size=5)  # 5 published, 1 pending
     now = utcnow()
@@ -256,43 +178,59 @@ def test_prune_deletes_only_old_sent_rows_and_old_inbox_rows(app, publisher, add
             + [InboxEvent(message_id="new", event_type="product.created", received_at=now)]
         )
         db.session.commit()
-        deleted = Relay(publisher).prune(24, 168)
-        remaining_inbox = set(db.session.execute(select(InboxEvent.message_id)).scalars())
+        db.session.remove()
 
-    assert deleted == 4 + 3
+    assert _housekeeper(app).prune() == 4 + 3
     assert [row.id for row in outbox(app)] == [5, 6]
-    assert remaining_inbox == {"new"}
+    with app.app_context():
+        assert set(db.session.execute(select(InboxEvent.message_id)).scalars()) == {"new"}
 
 
-def test_housekeeping_beats_and_sets_the_gauges(app, publisher, add_events):
+def test_housekeeping_beats_and_sets_the_gauges(app, add_events):
     add_events(2)
     with app.app_context():
         old = utcnow() - timedelta(seconds=120)
         db.session.execute(update(OutboxEvent).where(OutboxEvent.id == 1).values(created_at=old))
         db.session.commit()
-        Relay(publisher).housekeeping(24, 168)
+    _housekeeper(app).once()
+    with app.app_context():
         heartbeat = db.session.get(WorkerHeartbeat, "main-relay")
-
-    assert heartbeat is not None
-    assert abs((utcnow() - heartbeat.last_seen).total_seconds()) < 10
+    assert heartbeat is not None and abs((utcnow() - heartbeat.last_seen).total_seconds()) < 10
     assert metrics.REGISTRY.get_sample_value("outbox_pending") == 2
     assert 119 <= metrics.REGISTRY.get_sample_value("outbox_oldest_age_seconds") < 200
 
 
-def test_wakeup_socket_receives_the_web_datagram():
+def test_the_web_datagram_reaches_the_relay_socket():
     from app.messaging.outbox import wake_relay
 
-    sock = relay.open_wakeup_socket("127.0.0.1:0")
+    sock = open_wakeup_socket("127.0.0.1:0")
     try:
         host, port = sock.getsockname()
-        addr = f"{host}:{port}"
-        wake_relay(addr)
+        wake_relay(f"{host}:{port}")
         sock.settimeout(5)
         assert sock.recv(64) == b"wake"
     finally:
         sock.close()
 
 
-def test_unusable_wakeup_address_falls_back_to_polling():
-    assert relay.open_wakeup_socket("256.1.1.1:notaport") is None
-    assert relay.open_wakeup_socket("") is None
+def test_the_relay_process_keeps_beating_while_the_broker_is_down_and_stops_cleanly(app):
+    import socket
+
+    import pika
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = pika.ConnectionParameters("127.0.0.1", s.getsockname()[1], connection_attempts=1)
+    worker = relay.build(app, params=closed, wakeup_addr=None)
+    threading.Timer(0.5, worker.stop.request).start()
+    assert worker.run() == 0
+    with app.app_context():
+        assert db.session.get(WorkerHeartbeat, "main-relay") is not None
+
+
+def test_the_inbox_is_indexed_by_age_for_pruning(app):
+    from sqlalchemy import inspect
+
+    with app.app_context():
+        indexes = inspect(db.engine).get_indexes("inbox")
+    assert any(index["column_names"] == ["received_at"] for index in indexes), indexes

@@ -6,9 +6,9 @@ import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from eventbus.relay import BATCH_SIZE
 
-from messaging import metrics
-from messaging.relay import BATCH_SIZE, Relay
+from messaging import metrics, relay
 
 
 class Command(BaseCommand):
@@ -21,12 +21,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         metrics.serve(settings.RELAY_METRICS_PORT)
-        relay = Relay(
-            batch_size=options["batch_size"],
-            wakeup_addr=settings.OUTBOX_WAKEUP_ADDR,
-            outbox_retention_hours=settings.OUTBOX_RETENTION_HOURS,
-            inbox_retention_hours=settings.INBOX_RETENTION_HOURS,
-        )
-        code = relay.run()
+        code = relay.build(batch_size=options["batch_size"]).run()
         if code:
             sys.exit(code)

@@ -1,0 +1,371 @@
+"""Publish outbox rows with publisher confirms on one long-lived connection, a batch at a time.
+
+pika's BlockingChannel waits for each confirm inside basic_publish; this publisher drives pika's
+asynchronous SelectConnection instead (public API only): it writes a whole batch, then runs the
+I/O loop until every confirm of the batch has arrived, and maps acks, nacks and returns back to
+event ids. The I/O loop also watches the relay's UDP wake-up socket, so a datagram from the web
+process ends an idle wait at once.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import json
+import logging
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pika
+import pika.exceptions
+from pika.adapters.select_connection import PollEvents
+from pika.spec import Basic
+
+from eventbus import connection as broker
+from eventbus.topology import Topology
+
+logger = logging.getLogger(__name__)
+
+CONFIRM_TIMEOUT_SECONDS = 30.0
+CONNECT_TIMEOUT_SECONDS = 15.0
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+class BrokerUnavailable(Exception):
+    """The connection is gone or unusable; `confirmed` holds the outcomes known before that."""
+
+    def __init__(self, reason: str, confirmed: dict[str, str | None] | None = None):
+        super().__init__(reason)
+        self.confirmed = confirmed or {}
+
+
+class Unrecoverable(Exception):
+    """An error retrying cannot fix (refused credentials, conflicting topology); the process exits 1."""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One outbox row as the relay needs it, whatever the service's database layer."""
+
+    id: int
+    event_id: str
+    event_type: str
+    payload: str
+    headers: str | None
+    created_at: dt.datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One outbox row ready to publish."""
+
+    event_id: str
+    event_type: str
+    routing_key: str
+    body: bytes
+    properties: pika.BasicProperties
+
+
+def trace_headers(raw: str | None) -> dict[str, str]:
+    """Return the W3C trace context stored with a row; anything else in the column stays private."""
+    try:
+        stored = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(stored, dict):
+        return {}
+    return {k: stored[k] for k in TRACE_HEADERS if isinstance(stored.get(k), str) and stored[k]}
+
+
+def to_message(row: OutboxRow, producer: str) -> OutgoingMessage:
+    """Build the AMQP message of an outbox row (properties as in README: Event catalogue)."""
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=dt.UTC)
+    properties = pika.BasicProperties(
+        message_id=row.event_id,
+        type=row.event_type,
+        content_type="application/json",
+        delivery_mode=2,
+        app_id=producer,
+        timestamp=calendar.timegm(created.utctimetuple()),
+        headers=trace_headers(row.headers),
+    )
+    return OutgoingMessage(
+        row.event_id, row.event_type, row.event_type, row.payload.encode("utf-8"), properties
+    )
+
+
+class ConfirmTracker:
+    """Match the broker's acks, nacks and returns of one batch to event ids."""
+
+    def __init__(self):
+        self._pending: OrderedDict[int, str] = OrderedDict()
+        self._returned: dict[str, str] = {}
+        self.results: dict[str, str | None] = {}
+
+    def sent(self, tag: int, event_id: str) -> None:
+        """Remember that delivery tag `tag` carries event_id."""
+        self._pending[tag] = event_id
+
+    def returned(self, event_id: str | None, reason: str) -> None:
+        """Record a Basic.Return (unroutable); the broker still acks it afterwards."""
+        if event_id is not None:
+            self._returned[event_id] = reason
+
+    def confirm(self, tag: int, multiple: bool, ack: bool) -> None:
+        """Apply a Basic.Ack/Basic.Nack (multiple=True covers every tag up to `tag`)."""
+        tags = [t for t in self._pending if t <= tag] if multiple else ([tag] if tag in self._pending else [])
+        for t in tags:
+            event_id = self._pending.pop(t)
+            self.results[event_id] = self._returned.get(event_id) if ack else "nacked by broker"
+
+    @property
+    def done(self) -> bool:
+        """Whether every sent message has been acked or nacked."""
+        return not self._pending
+
+
+class AmqpPublisher:
+    """Publish batches on one long-lived confirm-mode channel (pika SelectConnection)."""
+
+    def __init__(
+        self,
+        parameters: pika.ConnectionParameters,
+        topology: Topology,
+        *,
+        wake_socket: socket.socket | None = None,
+        confirm_timeout: float = CONFIRM_TIMEOUT_SECONDS,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ):
+        self._params = parameters
+        self._topology = topology
+        self._wake_socket = wake_socket
+        self._confirm_timeout = confirm_timeout
+        self._connect_timeout = connect_timeout
+        self._conn: pika.SelectConnection | None = None
+        self._channel = None
+        self._ready = False
+        self._lost: str | None = None
+        self._fatal: str | None = None
+        self._tag = 0
+        self._tracker: ConfirmTracker | None = None
+        self._predicate: Callable[[], bool] | None = None
+        self._woken = False
+
+    # -- connection ---------------------------------------------------------------------------
+    def connect(self) -> None:
+        """Declare the topology, open the connection and a confirm-mode channel."""
+        self._declare_topology()
+        self._ready, self._lost, self._fatal, self._tag = False, None, None, 0
+        self._conn = pika.SelectConnection(
+            self._params,
+            on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_closed,
+        )
+        if self._wake_socket is not None:
+            self._conn.ioloop.add_handler(self._wake_socket.fileno(), self._on_wake, PollEvents.READ)
+        self._run_until(lambda: self._ready or self._lost is not None, self._connect_timeout)
+        if self._fatal:
+            self.close()
+            raise Unrecoverable(self._fatal)
+        if not self._ready:
+            reason = self._lost or "connect timed out"
+            self.close()
+            raise BrokerUnavailable(reason)
+
+    def _declare_topology(self) -> None:
+        # A short blocking connection keeps declarations simple; publishing uses the async one.
+        try:
+            conn = pika.BlockingConnection(self._params)
+        except pika.exceptions.AMQPError as exc:
+            if broker.is_fatal(exc):
+                raise Unrecoverable(f"the broker refused us: {exc!r}") from exc
+            raise BrokerUnavailable(f"cannot connect: {exc!r}") from exc
+        try:
+            self._topology.declare_publisher(conn.channel())
+        except pika.exceptions.AMQPError as exc:
+            if broker.is_fatal(exc):
+                raise Unrecoverable(f"declaring the topology failed: {exc!r}") from exc
+            raise BrokerUnavailable(f"declaring the topology failed: {exc!r}") from exc
+        finally:
+            try:
+                conn.close()
+            except pika.exceptions.AMQPError:
+                pass
+
+    def _on_open(self, conn) -> None:
+        conn.channel(on_open_callback=self._on_channel_open)
+
+    def _on_open_error(self, _conn, error) -> None:
+        if broker.is_fatal(error):
+            self._fatal = f"the broker refused us: {error!r}"
+        self._lost = f"connection failed: {error!r}"
+        self._check()
+
+    def _on_closed(self, _conn, reason) -> None:
+        self._ready = False
+        self._lost = f"connection closed: {reason!r}"
+        self._check()
+
+    def _on_channel_open(self, channel) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_confirm_ok)
+
+    def _on_confirm_ok(self, _frame) -> None:
+        self._ready = True
+        self._check()
+
+    def _on_channel_closed(self, _channel, reason) -> None:
+        self._ready = False
+        if broker.is_fatal(reason):
+            self._fatal = f"channel closed by the broker: {reason!r}"
+        self._lost = f"channel closed: {reason!r}"
+        if self._conn is not None and self._conn.is_open:
+            self._conn.close()
+        self._check()
+
+    def _on_return(self, _channel, method, properties, _body) -> None:
+        if self._tracker is not None:
+            self._tracker.returned(
+                properties.message_id, f"returned by broker: {method.reply_code} {method.reply_text}"
+            )
+
+    def _on_confirm(self, frame) -> None:
+        method = frame.method
+        if self._tracker is not None:
+            self._tracker.confirm(method.delivery_tag, bool(method.multiple), isinstance(method, Basic.Ack))
+        self._check()
+
+    def _on_wake(self, _fd, _events) -> None:
+        try:
+            while self._wake_socket.recv(512):
+                pass
+        except OSError:
+            pass  # drained (BlockingIOError) or closed
+        self._woken = True
+        self._check()
+
+    # -- I/O loop driving -------------------------------------------------------------------------
+    def _check(self) -> None:
+        if self._predicate is not None and self._predicate() and self._conn is not None:
+            self._conn.ioloop.stop()
+
+    def _run_until(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Run the I/O loop until predicate() is true or timeout seconds have passed."""
+        if predicate() or self._conn is None:
+            return
+        ioloop = self._conn.ioloop
+        deadline = time.monotonic() + timeout
+        timer = ioloop.call_later(timeout, ioloop.stop)
+        self._predicate = predicate
+        try:
+            while not predicate() and time.monotonic() < deadline:
+                ioloop.start()
+        finally:
+            self._predicate = None
+            ioloop.remove_timeout(timer)
+
+    # -- publishing ---------------------------------------------------------------------------
+    def publish_batch(self, messages: list[OutgoingMessage]) -> dict[str, str | None]:
+        """Publish all messages, wait once for their confirms; map event id -> None or the error.
+
+        Raises BrokerUnavailable (with the outcomes known so far) when the connection is lost or the
+        confirms do not all arrive in time: a late confirm could not be credited safely.
+        """
+        if not self._ready or self._channel is None:
+            raise BrokerUnavailable(self._lost or "not connected")
+        tracker = ConfirmTracker()
+        self._tracker = tracker
+        try:
+            for message in messages:
+                self._channel.basic_publish(
+                    self._topology.events_exchange,
+                    message.routing_key,
+                    message.body,
+                    message.properties,
+                    mandatory=True,
+                )
+                self._tag += 1
+                tracker.sent(self._tag, message.event_id)
+        except pika.exceptions.AMQPError as exc:
+            self._lost = self._lost or f"publish failed: {exc!r}"
+        try:
+            self._run_until(lambda: tracker.done or self._lost is not None, self._confirm_timeout)
+        finally:
+            self._tracker = None
+        if self._fatal:
+            raise Unrecoverable(self._fatal)
+        if self._lost is not None:
+            raise BrokerUnavailable(self._lost, confirmed=tracker.results)
+        if not tracker.done:
+            self._lost = "confirms timed out"
+            raise BrokerUnavailable(self._lost, confirmed=tracker.results)
+        return tracker.results
+
+    def wait(self, seconds: float, should_stop: Callable[[], bool]) -> None:
+        """Idle up to seconds, servicing the connection; return early on a wake-up datagram.
+
+        A datagram that arrived since the last clear_wakeups() (e.g. during a confirm wait) returns
+        at once: the rows it announced may not have been claimed yet.
+        """
+        self._run_until(lambda: self._woken or should_stop() or self._lost is not None, seconds)
+        if self._fatal:
+            raise Unrecoverable(self._fatal)
+        if self._lost is not None:
+            raise BrokerUnavailable(self._lost)
+
+    def clear_wakeups(self) -> None:
+        """Forget wake-ups received so far; call right before claiming rows."""
+        self._woken = False
+
+    def close(self) -> None:
+        """Close the connection and its I/O loop (safe to call more than once)."""
+        conn, self._conn = self._conn, None
+        self._ready = False
+        if conn is None:
+            return
+        try:
+            if conn.is_open:
+                conn.close()
+            if not conn.is_closed:
+                self._conn = conn
+                self._run_until(lambda: conn.is_closed, 5.0)
+                self._conn = None
+        except pika.exceptions.AMQPError:
+            logger.debug("error while closing the relay connection", exc_info=True)
+        finally:
+            self._conn = None
+            if self._wake_socket is not None:
+                try:
+                    conn.ioloop.remove_handler(self._wake_socket.fileno())
+                except (KeyError, ValueError, OSError):
+                    pass
+            conn.ioloop.close()
+
+
+def open_wakeup_socket(addr: str | None) -> socket.socket | None:
+    """Bind the UDP wake-up socket on addr ("host:port"); None (poll only) when that fails."""
+    if not addr:
+        return None
+    try:
+        host, _, port = addr.rpartition(":")
+        family, _, _, _, sockaddr = socket.getaddrinfo(
+            host.strip("[]") or "127.0.0.1", int(port), type=socket.SOCK_DGRAM
+        )[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            # Several relays may run on one host; each gets some of the datagrams, all still poll.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(sockaddr)
+        sock.setblocking(False)
+    except (OSError, ValueError):
+        logger.warning("cannot listen for outbox wake-ups on %s; polling only", addr, exc_info=True)
+        return None
+    return sock
