@@ -79,10 +79,14 @@ def apply_likes_batch(events: list[Event]) -> dict[str, str]:
             outcomes[event.id] = APPLIED
         else:
             outcomes[event.id] = STALE
-    for pid, result in per_product.items():
-        if result == "unknown":
+    for event in events:
+        if outcomes[event.id] == UNKNOWN_PRODUCT:
             # Main may know products admin already deleted: not an error, nothing to change.
-            logger.warning("likes for unknown product %s ignored", pid)
+            logger.warning(
+                "likes for unknown product %s ignored",
+                event.data["product_id"],
+                extra={"event_id": event.id, "event_type": event.type},
+            )
     return outcomes
 
 

@@ -16,7 +16,13 @@ HEARTBEAT_INTERVAL_SECONDS = 5.0
 
 
 def reset_db_connection() -> None:
-    """Drop the Django database connection so the next query opens a fresh one."""
+    """Drop the Django database connection so the next query opens a fresh one.
+
+    Not inside an enclosing atomic block (a caller's transaction, a test's): that transaction
+    still owns the connection, and Django refuses every query after such a close.
+    """
+    if db_connection.in_atomic_block:
+        return
     try:
         db_connection.close()
     except Exception:  # closing a broken connection may itself fail; it is gone either way

@@ -101,7 +101,10 @@ def _get(url: str, timeout: float = 3) -> int:
 def make_run() -> Iterator[RunningApp]:
     """Start `make run` on free ports in a temporary RUN_DIR; stop it (as Ctrl-C would) afterwards."""
     run_dir = Path(tempfile.mkdtemp(prefix="make-run-"))
-    ports = {var: free_port() for var in PORT_VARS}
+    ports: dict[str, int] = {}
+    while len(set(ports.values())) < len(PORT_VARS) + 2:  # distinct, the two wake-up ports included
+        ports = {var: free_port() for var in (*PORT_VARS, "ADMIN_WAKEUP", "MAIN_WAKEUP")}
+    wakeups = ports.pop("ADMIN_WAKEUP"), ports.pop("MAIN_WAKEUP")
     marker = uuid.uuid4().hex
     env = base_env()
     for name in ("SECRET_KEY", "ALLOWED_HOSTS", "CORS_ALLOWED_ORIGINS", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
@@ -109,8 +112,8 @@ def make_run() -> Iterator[RunningApp]:
     env.update({var: str(port) for var, port in ports.items()})
     env.update(
         RUN_DIR=str(run_dir),
-        ADMIN_WAKEUP_ADDR=f"127.0.0.1:{free_port()}",
-        MAIN_WAKEUP_ADDR=f"127.0.0.1:{free_port()}",
+        ADMIN_WAKEUP_ADDR=f"127.0.0.1:{wakeups[0]}",
+        MAIN_WAKEUP_ADDR=f"127.0.0.1:{wakeups[1]}",
         ADMIN_PASSWORD=ADMIN_PASSWORD,
         MAKE_RUN_TEST_ID=marker,
     )
@@ -139,7 +142,8 @@ def make_run() -> Iterator[RunningApp]:
         while checks:
             if proc.poll() is not None:
                 pytest.fail(
-                    f"`make run` exited (rc={proc.returncode}) before it was healthy:\n{tail(log_path, 80)}"
+                    f"`make run` exited (rc={proc.returncode}) before it was healthy; "
+                    f"{first_failure(app.output())}\n{tail(log_path, 80)}"
                 )
             checks = {name: url for name, url in checks.items() if _get(url) != 200}
             if checks and time.monotonic() > deadline:
@@ -152,6 +156,16 @@ def make_run() -> Iterator[RunningApp]:
         yield app
     finally:
         _stop(app)
+
+
+def first_failure(output: str) -> str:
+    """Name the process that stopped `make run` first, with its last lines (honcho then stops the rest)."""
+    exited = re.search(r"^\S+ system\s+\| (\S+?)\.1 stopped \(rc=(-?\d+)\)", output, re.M)
+    if not exited:
+        return "no process exited on its own"
+    name = exited.group(1)
+    own = [line for line in output.splitlines() if re.match(rf"^\S+ {re.escape(name)}\.1\s+\|", line)]
+    return f"{name} exited first (code {exited.group(2)}); its last lines:\n" + "\n".join(own[-15:])
 
 
 def _stop(app: RunningApp) -> None:

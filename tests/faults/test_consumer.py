@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import random
 import time
 
 from faults.support import (
@@ -33,32 +33,62 @@ def _unapplied(src_db: str, dst_db: str) -> int:
     return sent - query(dst_db, "SELECT COUNT(*) FROM inbox")[0][0]
 
 
-def _crash_repeatedly_while_draining(fs, process: str, src_db: str, dst_db: str, kills: int) -> int:
-    """Start `process` and SIGKILL it each time it has just committed something, while work remains.
+HOLD_ACK_SECONDS = "0.3"
 
-    Killing right after its inbox grows lands the kill among in-flight deliveries (prefetch 500, one
-    commit per batch): some are committed but not yet acked, so the broker redelivers them to the
-    next process. Returns the
-    number of kills that hit a process with work left.
+
+def _dropped_duplicates(log_text: str) -> set[str]:
+    """Return the ids of the events the consumer logged as dropped duplicates."""
+    ids = set()
+    for line in log_text.splitlines():
+        if '"duplicate event ' in line:
+            with contextlib.suppress(ValueError):
+                ids.add(json.loads(line)["event_id"])
+    return ids
+
+
+def _crash_repeatedly_while_draining(
+    fs, process: str, src_db: str, dst_db: str, kills: int
+) -> tuple[int, set]:
+    """Start `process` and SIGKILL it each time it has just committed a batch, while work remains.
+
+    The consumer runs with its acknowledgements held 0.3 s after each commit (the core's fault
+    hook), and the kill comes as soon as the inbox grows: it lands after a commit and before the
+    ack, so the broker redelivers events that are already applied. Returns the number of kills
+    that hit a process with work left, and the ids the inbox then dropped as duplicates.
     """
-    rng = random.Random(20261122)
     services = fs.services
+    proc = services.procs[process]
+    env, log_start = proc.env, proc.log_path.stat().st_size
+    proc.env = {**env, "EVENTBUS_FAULT_HOLD_ACK_SECONDS": HOLD_ACK_SECONDS}
+    in_inbox_at_kills: set[str] = set()
     made = 0
-    for _ in range(kills):
-        seen = query(dst_db, "SELECT COUNT(*) FROM inbox")[0][0]
-        services.start_process(process)
-        deadline = time.monotonic() + 60
-        while query(dst_db, "SELECT COUNT(*) FROM inbox")[0][0] <= seen:
-            assert services.procs[process].running, services.procs[process].log_tail()
-            assert time.monotonic() < deadline, f"{process} applied nothing in 60 s"
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0.0, 0.01))
-        services.kill9_process(process)
-        if _unapplied(src_db, dst_db) <= 0:
-            break  # it had finished: this kill hit an idle consumer
-        made += 1
+    try:
+        for _ in range(kills):
+            seen = query(dst_db, "SELECT COUNT(*) FROM inbox")[0][0]
+            services.start_process(process)
+            deadline = time.monotonic() + 60
+            while query(dst_db, "SELECT COUNT(*) FROM inbox")[0][0] <= seen:
+                assert proc.running, proc.log_tail()
+                assert time.monotonic() < deadline, f"{process} applied nothing in 60 s"
+                time.sleep(0.005)
+            services.kill9_process(process)
+            in_inbox_at_kills |= {row[0] for row in query(dst_db, "SELECT message_id FROM inbox")}
+            if _unapplied(src_db, dst_db) <= 0:
+                break  # it had finished: this kill hit an idle consumer
+            made += 1
+    finally:
+        proc.env = env
     services.start_process(process)
-    return made
+    deadline = time.monotonic() + 60
+    while _unapplied(src_db, dst_db) > 0:
+        assert time.monotonic() < deadline, f"{process} did not drain after the kills"
+        time.sleep(0.1)
+    with proc.log_path.open("rb") as log:
+        log.seek(log_start)
+        dropped = _dropped_duplicates(log.read().decode("utf-8", "replace"))
+    # Per event: every copy the inbox dropped was of an event applied before a kill.
+    assert dropped <= in_inbox_at_kills, dropped - in_inbox_at_kills
+    return made, dropped
 
 
 def test_admin_consumer_killed_repeatedly_while_draining_counts_every_like_once(fs):
@@ -73,8 +103,11 @@ def test_admin_consumer_killed_repeatedly_while_draining_counts_every_like_once(
     _wait_outbox_drained(fs.ep.main_db)
     assert queue_depth(fs.amqp_url, "admin") >= 1500
 
-    kills = _crash_repeatedly_while_draining(fs, "admin-consumer", fs.ep.main_db, fs.ep.admin_db, kills=3)
+    kills, dropped = _crash_repeatedly_while_draining(
+        fs, "admin-consumer", fs.ep.main_db, fs.ep.admin_db, kills=3
+    )
     assert kills >= 1, "the backlog drained before any crash: nothing was tested"
+    assert dropped, "no kill landed between a commit and its ack: the inbox was not tested"
 
     assert_converged(fs.ep, expected_likes=dict(result.accepted), services=fs.services)
     assert_no_event_lost(fs.ep)
@@ -84,19 +117,22 @@ def test_main_consumer_killed_repeatedly_while_draining_applies_the_latest_versi
     ids = new_products(fs.admin, 2, "consumer-crash-main")
     wait_visible_in_main(fs.shop, ids)
     fs.services.stop_process("main-consumer")
-    for i in range(100):
+    for i in range(300):  # three batches of 100 at least
         fs.admin.update(ids[i % 2], title=f"v{i}")
     doomed = new_products(fs.admin, 1, "doomed")[0]
     fs.admin.delete(doomed)
     _wait_outbox_drained(fs.ep.admin_db)
 
-    kills = _crash_repeatedly_while_draining(fs, "main-consumer", fs.ep.admin_db, fs.ep.main_db, kills=2)
+    kills, dropped = _crash_repeatedly_while_draining(
+        fs, "main-consumer", fs.ep.admin_db, fs.ep.main_db, kills=2
+    )
     assert kills >= 1, "the backlog drained before any crash: nothing was tested"
+    assert dropped, "no kill landed between a commit and its ack: the inbox was not tested"
 
     assert_converged(fs.ep, services=fs.services)
     assert_no_event_lost(fs.ep)
     titles = {p["id"]: p["title"] for p in fs.shop.products()}
-    assert (titles[ids[0]], titles[ids[1]]) == ("v98", "v99")
+    assert (titles[ids[0]], titles[ids[1]]) == ("v298", "v299")
     assert doomed not in titles
 
 

@@ -11,7 +11,7 @@ from django.db import transaction
 
 
 class FakeChannel:
-    """Records acks and nacks, and what the database looked like at that moment."""
+    """Records acks and rejects, and what the database looked like at an ack."""
 
     def __init__(self):
         self.calls: list[tuple] = []
@@ -25,14 +25,15 @@ class FakeChannel:
         }
 
     def basic_ack(self, delivery_tag, multiple=False):
-        self.calls.append(("ack", delivery_tag, self._snapshot()))
+        self.calls.append(("ack", delivery_tag, multiple, self._snapshot()))
 
-    def basic_nack(self, delivery_tag, multiple=False, requeue=True):
-        self.calls.append(("nack", delivery_tag, requeue))
+    def basic_reject(self, delivery_tag, requeue=True):
+        self.calls.append(("reject", delivery_tag, requeue))
 
     @property
     def verbs(self) -> list[tuple]:
-        return [(c[0], c[1]) if c[0] == "ack" else c for c in self.calls]
+        """Every settlement; an ack as ("ack", tag, multiple), so a lost multiple=True shows."""
+        return [c[:3] if c[0] == "ack" else c for c in self.calls]
 
 
 def likes_envelope(product_id=1, likes=1, seq=1, event_type="product.liked", **overrides) -> dict:

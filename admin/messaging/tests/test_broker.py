@@ -10,11 +10,13 @@ from io import StringIO
 import pika
 import pytest
 from django.core.management import call_command
+from eventbus.connection import BrokerWait
 from eventbus.publisher import AmqpPublisher
+from eventbus.runtime import Backoff
 from prometheus_client import REGISTRY
 
+from messaging import consumer as consumer_module
 from messaging import contract, relay, topology
-from messaging.consumer import Consumer
 from messaging.models import InboxEvent, OutboxEvent, WorkerHeartbeat
 from messaging.outbox import enqueue
 from messaging.tests.fakes import likes_envelope
@@ -91,8 +93,13 @@ def test_relay_publishes_a_batch_with_confirms_and_backs_off_unroutable_rows(rab
 def test_consumer_applies_dedupes_and_dead_letters_then_dlq_command_works(rabbit, channel, settings):
     settings.RABBITMQ_URL = rabbit.url
     product = Product.objects.create(title="Mug", image="https://example.com/m.png")
-    consumer = Consumer(params=rabbit.params())
-    consumer._connect()
+    consumer = consumer_module.build(params=rabbit.params())
+    wait, backoff = BrokerWait(consumer.params), Backoff()
+
+    def step():
+        consumer._step(wait, backoff)
+
+    step()
     try:
         assert WorkerHeartbeat.objects.filter(name="admin-consumer").exists()
         dupes_before = REGISTRY.get_sample_value("events_duplicates_total", {"type": "product.liked"}) or 0
@@ -122,7 +129,7 @@ def test_consumer_applies_dedupes_and_dead_letters_then_dlq_command_works(rabbit
             dupes = REGISTRY.get_sample_value("events_duplicates_total", {"type": "product.liked"}) or 0
             return product.likes == 4 and dupes == dupes_before + 1 and queue_depth(channel, "admin.dlq") == 2
 
-        wait_until(settled, step=consumer._step)
+        wait_until(settled, step=step)
         assert InboxEvent.objects.filter(message_id=like["id"]).count() == 1
 
         out = StringIO()
@@ -138,7 +145,7 @@ def test_consumer_applies_dedupes_and_dead_letters_then_dlq_command_works(rabbit
         call_command("dlq", "redrive", "--limit", "1", stdout=StringIO())
         wait_until(lambda: queue_depth(channel, "admin.dlq") == 1)
         # Still poison: the consumer dead-letters it again.
-        wait_until(lambda: queue_depth(channel, "admin.dlq") == 2, step=consumer._step)
+        wait_until(lambda: queue_depth(channel, "admin.dlq") == 2, step=step)
 
         said = StringIO()
         call_command("dlq", "purge", stdout=StringIO(), stderr=said)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.db import OperationalError
+from eventbus import consumer as core
+from eventbus.runtime import StopSignal
 from opentelemetry import trace
 from prometheus_client import REGISTRY
 
@@ -31,19 +33,18 @@ def metric(name, **labels) -> float:
 
 
 def run(channel, doc_or_body, tag=1, **kw):
-    method, properties, body = delivery(
+    """Hand one delivery to admin's consumer (eventbus.consumer over the Django store)."""
+    delivered = delivery(
         doc_or_body,
         tag,
         **{k: v for k, v in kw.items() if k in ("message_id", "amqp_type", "headers")},
     )
-    return consumer.handle_delivery(
-        channel,
-        method,
-        properties,
-        body,
-        sleep=kw.get("sleep", lambda s: None),
-        stopping=kw.get("stopping", lambda: False),
-    )
+    stop = StopSignal()
+    if kw.get("stopping"):
+        stop.request()
+    worker = consumer.build(stop=stop)
+    (outcome,) = worker.handle_batch(channel, [delivered], sleep=kw.get("sleep", lambda s: None))
+    return outcome
 
 
 def test_a_like_sets_the_absolute_count_and_sequence_then_acks(product):
@@ -55,7 +56,7 @@ def test_a_like_sets_the_absolute_count_and_sequence_then_acks(product):
 
     product.refresh_from_db()
     assert (product.likes, product.likes_seq) == (5, 9)
-    assert channel.verbs == [("ack", 1)]
+    assert channel.verbs == [("ack", 1, False)]
     assert InboxEvent.objects.filter(message_id=doc["id"], event_type="product.liked").exists()
     assert metric("events_consumed_total", type="product.liked") == before + 1
 
@@ -66,7 +67,7 @@ def test_unlike_and_recount_apply_the_same_way(product, event_type):
     run(channel, likes_envelope(product.pk, likes=0, seq=3, event_type=event_type))
     product.refresh_from_db()
     assert (product.likes, product.likes_seq) == (0, 3)
-    assert channel.verbs == [("ack", 1)]
+    assert channel.verbs == [("ack", 1, False)]
 
 
 def test_an_older_sequence_does_not_move_likes_back_but_is_acked(product):
@@ -75,7 +76,7 @@ def test_an_older_sequence_does_not_move_likes_back_but_is_acked(product):
     assert run(channel, likes_envelope(product.pk, likes=4, seq=8), tag=2) == handlers.STALE
     product.refresh_from_db()
     assert (product.likes, product.likes_seq) == (5, 9)
-    assert channel.verbs == [("ack", 1), ("ack", 2)]
+    assert channel.verbs == [("ack", 1, False), ("ack", 2, False)]
 
 
 def test_a_redelivered_message_is_dropped_as_duplicate_and_acked(product):
@@ -86,11 +87,11 @@ def test_a_redelivered_message_is_dropped_as_duplicate_and_acked(product):
     Product.objects.filter(pk=product.pk).update(likes=6, likes_seq=10)
     before = metric("events_duplicates_total", type="product.liked")
 
-    assert run(channel, doc, tag=2) == consumer.DUPLICATE
+    assert run(channel, doc, tag=2) == core.DUPLICATE
 
     product.refresh_from_db()
     assert (product.likes, product.likes_seq) == (6, 10)
-    assert channel.verbs == [("ack", 1), ("ack", 2)]
+    assert channel.verbs == [("ack", 1, False), ("ack", 2, False)]
     assert InboxEvent.objects.filter(message_id=doc["id"]).count() == 1
     assert metric("events_duplicates_total", type="product.liked") == before + 1
 
@@ -99,7 +100,7 @@ def test_likes_for_an_unknown_product_are_acked_and_logged(caplog):
     channel = FakeChannel()
     doc = likes_envelope(4242, likes=1, seq=1)
     assert run(channel, doc) == handlers.UNKNOWN_PRODUCT
-    assert channel.verbs == [("ack", 1)]
+    assert channel.verbs == [("ack", 1, False)]
     warning = [r for r in caplog.records if r.levelname == "WARNING"]
     assert warning and warning[0].event_id == doc["id"]
     assert "4242" in warning[0].getMessage()
@@ -124,9 +125,9 @@ def test_a_poison_message_is_dead_lettered_without_requeue(product, caplog, body
     channel = FakeChannel()
     before = metric("events_dead_lettered_total", reason=reason)
 
-    assert run(channel, body, tag=7, **kw) == consumer.DEAD_LETTERED
+    assert run(channel, body, tag=7, **kw) == core.DEAD_LETTERED
 
-    assert channel.calls == [("nack", 7, False)]
+    assert channel.calls == [("reject", 7, False)]
     assert not InboxEvent.objects.exists()
     assert metric("events_dead_lettered_total", reason=reason) == before + 1
     warning = next(r for r in caplog.records if r.levelname == "WARNING")
@@ -139,8 +140,8 @@ def test_ack_is_sent_only_after_the_transaction_committed(product):
     channel = FakeChannel()
     doc = likes_envelope(product.pk, likes=2, seq=2)
     run(channel, doc)
-    (verb, tag, seen) = channel.calls[0]
-    assert (verb, tag) == ("ack", 1)
+    (verb, tag, multiple, seen) = channel.calls[0]
+    assert (verb, tag, multiple) == ("ack", 1, False)
     # Outside any atomic block with autocommit on: the inbox row was already committed.
     assert seen == {"in_transaction": False, "inbox": {doc["id"]}}
 
@@ -152,8 +153,8 @@ def test_a_handler_failure_rolls_back_the_inbox_row_and_dead_letters(product, mo
 
     monkeypatch.setitem(handlers.HANDLERS, "product.liked", boom)
     channel = FakeChannel()
-    assert run(channel, likes_envelope(product.pk)) == consumer.DEAD_LETTERED
-    assert channel.calls == [("nack", 1, False)]
+    assert run(channel, likes_envelope(product.pk)) == core.DEAD_LETTERED
+    assert channel.calls == [("reject", 1, False)]
     assert not InboxEvent.objects.exists()
 
 
@@ -177,7 +178,7 @@ def test_a_transient_database_error_is_retried_in_place_with_backoff(product, mo
     assert outcome == handlers.APPLIED
     # 0.5, 1, 2 s, each less up to a fifth of jitter (eventbus.runtime.Backoff)
     assert [0.8 * base <= d <= base for d, base in zip(slept, (0.5, 1.0, 2.0), strict=True)] == [True] * 3
-    assert channel.verbs == [("ack", 1)]  # never nacked, never requeued
+    assert channel.verbs == [("ack", 1, False)]  # never nacked, never requeued
     product.refresh_from_db()
     assert product.likes == 3
 
@@ -189,7 +190,7 @@ def test_a_stop_during_database_retries_leaves_the_message_unacked(product, monk
     monkeypatch.setitem(handlers.HANDLERS, "product.liked", down)
     monkeypatch.setattr(consumer.runtime, "reset_db_connection", lambda: None)
     channel = FakeChannel()
-    assert run(channel, likes_envelope(product.pk), stopping=lambda: True) == consumer.ABANDONED
+    assert run(channel, likes_envelope(product.pk), stopping=lambda: True) == core.ABANDONED
     assert channel.calls == []
 
 
@@ -221,7 +222,7 @@ def test_the_consumer_retries_an_unreachable_broker_and_stops_cleanly():
     from messaging.tests.rabbit import free_port
 
     closed = pika.ConnectionParameters("127.0.0.1", free_port(), connection_attempts=1)
-    worker = consumer.Consumer(params=closed)
+    worker = consumer.build(params=closed)
     threading.Timer(0.3, worker.stop.request).start()
     assert worker.run() == 0
     assert metric("consumer_up") == 0
@@ -235,21 +236,36 @@ def test_an_unrecoverable_broker_error_ends_the_consumer_non_zero(monkeypatch):
             "ConnectionClosedByBroker: (530) \"NOT_ALLOWED - access to vhost 'shop' refused for user 'admin'\""
         )
 
-    monkeypatch.setattr(consumer.pika, "BlockingConnection", refuse)
-    assert consumer.Consumer().run() == 1
+    monkeypatch.setattr(consumer.core.pika, "BlockingConnection", refuse)
+    assert consumer.build().run() == 1
 
 
-def test_a_schema_error_is_not_blamed_on_the_message(product, monkeypatch):
+def test_a_schema_error_is_retried_in_place_loudly_and_never_blamed_on_the_message(
+    product, monkeypatch, caplog
+):
+    # Migrations not run yet: the message is held and retried (never dead-lettered, never sent back
+    # to the queue, where a crash loop would spend its delivery limit) until the schema is there.
     from django.db import ProgrammingError
 
-    def missing_table(event):
-        raise ProgrammingError("table products_product doesn't exist")
+    real = handlers.HANDLERS["product.liked"]
+    attempts = []
 
-    monkeypatch.setitem(handlers.HANDLERS, "product.liked", missing_table)
+    def missing_table_then_migrated(event):
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise ProgrammingError("(1146, \"Table 'admin_db.products_product' doesn't exist\")")
+        return real(event)
+
+    monkeypatch.setitem(handlers.HANDLERS, "product.liked", missing_table_then_migrated)
+    monkeypatch.setattr(consumer.runtime, "reset_db_connection", lambda: None)
     channel = FakeChannel()
-    with pytest.raises(ProgrammingError):
-        run(channel, likes_envelope(product.pk))
-    assert channel.calls == []  # neither acked nor dead-lettered: redelivered after a restart
+    assert run(channel, likes_envelope(product.pk, likes=4, seq=4)) == handlers.APPLIED
+    assert channel.verbs == [("ack", 1, False)]
+    assert any(
+        r.levelname == "ERROR" and "holding them and retrying" in r.getMessage() for r in caplog.records
+    )
+    product.refresh_from_db()
+    assert product.likes == 4
 
 
 def test_every_known_label_set_exists_from_the_start():

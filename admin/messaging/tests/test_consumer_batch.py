@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 from django.db import OperationalError
+from eventbus import consumer as core
+from eventbus.runtime import StopSignal
 from prometheus_client import REGISTRY
 
 from messaging import consumer, handlers
@@ -29,13 +31,11 @@ def deliveries(*docs, first_tag=1):
 
 
 def run_batch(channel, batch, **kw):
-    return consumer.handle_batch(
-        channel,
-        batch,
-        sleep=kw.get("sleep", lambda s: None),
-        stopping=kw.get("stopping", lambda: False),
-        ack_multiple=kw.get("ack_multiple", True),
-    )
+    """Hand a batch of deliveries to admin's consumer (eventbus.consumer over the Django store)."""
+    stop = StopSignal()
+    if kw.get("stopping"):
+        stop.request()
+    return consumer.build(stop=stop).handle_batch(channel, batch, sleep=kw.get("sleep", lambda s: None))
 
 
 def test_a_batch_applies_the_highest_seq_per_product_and_acks_once():
@@ -49,7 +49,7 @@ def test_a_batch_applies_the_highest_seq_per_product_and_acks_once():
     channel = FakeChannel()
     outcomes = run_batch(channel, deliveries(*docs))
     assert outcomes == [handlers.APPLIED, handlers.STALE, handlers.APPLIED, handlers.STALE]
-    assert channel.verbs == [("ack", 4)]
+    assert channel.verbs == [("ack", 4, True)]
     a.refresh_from_db()
     b.refresh_from_db()
     assert (a.likes, a.likes_seq, b.likes, b.likes_seq) == (3, 3, 7, 7)
@@ -64,7 +64,7 @@ def test_a_batch_never_moves_likes_back_below_the_stored_seq():
     assert outcomes == [handlers.STALE]
     product.refresh_from_db()
     assert (product.likes, product.likes_seq) == (9, 9)
-    assert channel.verbs == [("ack", 1)]
+    assert channel.verbs == [("ack", 1, False)]
 
 
 def test_an_equal_seq_is_applied_like_the_single_path():
@@ -83,7 +83,7 @@ def test_likes_for_an_unknown_product_in_a_batch_are_acked_and_logged(caplog):
         deliveries(likes_envelope(999_999, likes=1, seq=1), likes_envelope(product.pk, likes=2, seq=2)),
     )
     assert outcomes == [handlers.UNKNOWN_PRODUCT, handlers.APPLIED]
-    assert channel.verbs == [("ack", 2)]
+    assert channel.verbs == [("ack", 2, True)]
     assert "unknown product 999999" in caplog.text
 
 
@@ -96,17 +96,17 @@ def test_duplicates_inside_a_batch_and_across_batches_are_dropped():
 
     assert run_batch(channel, deliveries(first, first, second)) == [
         handlers.STALE,
-        consumer.DUPLICATE,
+        core.DUPLICATE,
         handlers.APPLIED,
     ]
     # Redelivered in a later batch (e.g. after a crash before the ack): dropped, still acked.
     third = likes_envelope(product.pk, likes=3, seq=3)
     assert run_batch(channel, deliveries(second, third, first_tag=4)) == [
-        consumer.DUPLICATE,
+        core.DUPLICATE,
         handlers.APPLIED,
     ]
 
-    assert channel.verbs == [("ack", 3), ("ack", 5)]
+    assert channel.verbs == [("ack", 3, True), ("ack", 5, True)]
     assert InboxEvent.objects.count() == 3
     assert metric("events_duplicates_total", type="product.liked") - before == 2
     product.refresh_from_db()
@@ -125,11 +125,11 @@ def test_a_poison_message_in_a_batch_goes_alone_to_the_dlq():
 
     outcomes = run_batch(channel, batch)
 
-    assert outcomes == [handlers.STALE, consumer.DEAD_LETTERED, handlers.APPLIED, consumer.DEAD_LETTERED]
-    # Poison nacked (no requeue) before the commit, the good ones acked after it; tag 4 is
-    # settled by its nack, so the multiple ack of tag 3 covers exactly 1 and 3.
-    assert channel.calls[:2] == [("nack", 2, False), ("nack", 4, False)]
-    assert channel.verbs[2:] == [("ack", 3)]
+    assert outcomes == [handlers.STALE, core.DEAD_LETTERED, handlers.APPLIED, core.DEAD_LETTERED]
+    # Poison rejected (no requeue) before the commit, the good ones acked after it; tag 4 is
+    # settled by its reject, so the multiple ack of tag 3 covers exactly 1 and 3.
+    assert channel.calls[:2] == [("reject", 2, False), ("reject", 4, False)]
+    assert channel.verbs[2:] == [("ack", 3, True)]
     assert set(InboxEvent.objects.values_list("message_id", flat=True)) == {good1["id"], good2["id"]}
     product.refresh_from_db()
     assert product.likes == 2
@@ -141,50 +141,31 @@ def test_the_batch_is_acked_only_after_its_transaction_committed():
     docs = [likes_envelope(product.pk, likes=i, seq=i) for i in (1, 2, 3)]
     channel = FakeChannel()
     run_batch(channel, deliveries(*docs))
-    [(verb, tag, seen)] = channel.calls
-    assert (verb, tag) == ("ack", 3)
+    [(verb, tag, multiple, seen)] = channel.calls
+    assert (verb, tag, multiple) == ("ack", 3, True)
     assert seen == {"in_transaction": False, "inbox": {d["id"] for d in docs}}
 
 
-def test_without_multiple_acks_every_message_is_acked_on_its_own():
-    product = make_product()
-    channel = FakeChannel()
-    run_batch(
-        channel, deliveries(likes_envelope(product.pk), likes_envelope(product.pk, seq=2)), ack_multiple=False
-    )
-    assert channel.verbs == [("ack", 1), ("ack", 2)]
-
-
 @pytest.mark.django_db(transaction=True)
-def test_a_non_transient_batch_error_falls_back_to_one_by_one(monkeypatch):
+def test_an_event_that_breaks_the_batch_is_found_alone_and_dead_lettered(monkeypatch):
     product = make_product()
     good1 = likes_envelope(product.pk, likes=1, seq=1)
     culprit = likes_envelope(product.pk, likes=5, seq=5)
     good2 = likes_envelope(product.pk, likes=2, seq=2)
+    real = handlers.handle_batch
 
-    def batch_breaks(latest):
-        raise RuntimeError("bug in the set-based path")
-
-    real = handlers.HANDLERS["product.liked"]
-
-    def one_breaks(event):
-        if event.id == culprit["id"]:
+    def breaks_on_the_culprit(events):
+        if any(event.id == culprit["id"] for event in events):
             raise RuntimeError("bad event")
-        return real(event)
+        return real(events)
 
-    import products.services
-
-    monkeypatch.setattr(products.services, "apply_likes_batch", batch_breaks)
-    # Keep the batch path on the (broken) set-based apply, but make the single path fail only
-    # for the culprit.
-    monkeypatch.setattr(handlers, "apply_likes", one_breaks)
-    monkeypatch.setitem(handlers.HANDLERS, "product.liked", one_breaks)
+    monkeypatch.setattr(handlers, "handle_batch", breaks_on_the_culprit)
     channel = FakeChannel()
 
     outcomes = run_batch(channel, deliveries(good1, culprit, good2))
 
-    assert outcomes == [handlers.APPLIED, consumer.DEAD_LETTERED, handlers.APPLIED]
-    assert channel.verbs == [("ack", 1), ("nack", 2, False), ("ack", 3)]
+    assert outcomes == [handlers.APPLIED, core.DEAD_LETTERED, handlers.APPLIED]
+    assert channel.verbs == [("ack", 1, False), ("reject", 2, False), ("ack", 3, False)]
     assert set(InboxEvent.objects.values_list("message_id", flat=True)) == {good1["id"], good2["id"]}
     product.refresh_from_db()
     assert (product.likes, product.likes_seq) == (2, 2)
@@ -193,14 +174,15 @@ def test_a_non_transient_batch_error_falls_back_to_one_by_one(monkeypatch):
 def test_an_integrity_error_on_the_inbox_insert_falls_back_to_one_by_one(monkeypatch):
     product = make_product()
     docs = [likes_envelope(product.pk, likes=i, seq=i) for i in (1, 2)]
-    # A concurrent consumer committed docs[0] after this batch's duplicate SELECT ran.
+    # A concurrent consumer committed docs[0] after this batch's duplicate SELECT ran (each
+    # SELECT misses it once: the batch's, then the lone retry's).
     InboxEvent.objects.create(message_id=docs[0]["id"], event_type="product.liked")
     monkeypatch.setattr(consumer, "_already_seen", lambda ids: set())
     channel = FakeChannel()
 
-    assert run_batch(channel, deliveries(*docs)) == [consumer.DUPLICATE, handlers.APPLIED]
+    assert run_batch(channel, deliveries(*docs)) == [core.DUPLICATE, handlers.APPLIED]
 
-    assert channel.verbs == [("ack", 1), ("ack", 2)]
+    assert channel.verbs == [("ack", 1, False), ("ack", 2, False)]
     assert InboxEvent.objects.count() == 2
     product.refresh_from_db()
     assert (product.likes, product.likes_seq) == (2, 2)
@@ -228,7 +210,7 @@ def test_a_transient_error_retries_the_whole_batch_in_place(monkeypatch):
     assert run_batch(channel, deliveries(*docs), sleep=slept.append) == [handlers.STALE, handlers.APPLIED]
     # 0.5 then 1 s, each less up to a fifth of jitter (eventbus.runtime.Backoff)
     assert [0.8 * base <= d <= base for d, base in zip(slept, (0.5, 1.0), strict=True)] == [True, True]
-    assert channel.verbs == [("ack", 2)]  # never nacked, never requeued
+    assert channel.verbs == [("ack", 2, True)]  # never rejected, never requeued
     assert InboxEvent.objects.count() == 2
 
 
@@ -243,7 +225,7 @@ def test_a_stop_during_batch_retries_leaves_the_batch_unacked(monkeypatch):
     product = make_product()
     channel = FakeChannel()
     docs = [likes_envelope(product.pk, seq=i) for i in (1, 2)]
-    assert run_batch(channel, deliveries(*docs), stopping=lambda: True) == [consumer.ABANDONED] * 2
+    assert run_batch(channel, deliveries(*docs), stopping=lambda: True) == [core.ABANDONED] * 2
     assert channel.calls == []
     assert not InboxEvent.objects.exists()
 
@@ -265,17 +247,16 @@ class FakeConnection:
 def test_the_consumer_collects_buffered_deliveries_into_batches(monkeypatch):
     product = make_product()
     docs = [likes_envelope(product.pk, likes=i, seq=i) for i in range(1, 8)]
+    monkeypatch.setattr(consumer.runtime, "beat", lambda name: None)
+    worker = consumer.build(batch_size=4)
     batches = []
-    real = consumer.handle_batch
+    real = worker.handle_batch
 
     def spy(channel, batch, **kw):
         batches.append([m.delivery_tag for m, _, _ in batch])
         return real(channel, batch, **kw)
 
-    monkeypatch.setattr(consumer, "handle_batch", spy)
-    monkeypatch.setattr(consumer, "BATCH_SIZE", 4)
-    monkeypatch.setattr(consumer.runtime, "beat", lambda name: None)
-    worker = consumer.Consumer()
+    worker.handle_batch = spy
     worker.channel = FakeChannel()
     worker.connection = FakeConnection(worker, deliveries(*docs), per_call=2)
 
@@ -284,26 +265,27 @@ def test_the_consumer_collects_buffered_deliveries_into_batches(monkeypatch):
         worker._drain()
 
     assert batches == [[1, 2, 3, 4], [5, 6, 7]]
-    assert worker.channel.verbs == [("ack", 4), ("ack", 7)]
+    assert worker.channel.verbs == [("ack", 4, True), ("ack", 7, True)]
     product.refresh_from_db()
     assert product.likes == 7
 
 
-def test_a_lone_delivery_is_processed_at_once():
+def test_a_lone_delivery_is_processed_at_once(monkeypatch):
+    monkeypatch.setattr(consumer.runtime, "beat", lambda name: None)
     product = make_product()
-    worker = consumer.Consumer()
+    worker = consumer.build()
     worker.channel = FakeChannel()
     worker.connection = FakeConnection(
         worker, deliveries(likes_envelope(product.pk, likes=1, seq=1)), per_call=1
     )
     worker.connection.process_data_events(time_limit=1)
     worker._drain()
-    assert worker.channel.verbs == [("ack", 1)]
+    assert worker.channel.verbs == [("ack", 1, False)]
     assert worker._buffer == []
 
 
 def test_a_reconnect_forgets_buffered_deliveries_of_the_old_channel():
-    worker = consumer.Consumer()
+    worker = consumer.build()
     worker._buffer = [SimpleNamespace()]
     worker._disconnect()
     assert worker._buffer == []

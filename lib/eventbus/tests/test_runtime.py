@@ -14,6 +14,11 @@ def test_backoff_doubles_to_its_cap_and_resets():
     assert backoff.next() == 0.5
 
 
+def test_backoff_stays_at_its_cap_however_long_the_outage():
+    backoff = Backoff(0.5, 5.0, jitter=False)
+    assert [backoff.next() for _ in range(5000)][-1] == 5.0
+
+
 def test_backoff_jitter_stays_within_a_fifth_below():
     backoff = Backoff(1.0, 1.0)
     delays = [backoff.next() for _ in range(200)]

@@ -20,21 +20,21 @@ def admin_event(event_type, data, *, event_id=None, occurred_at="2026-11-22T03:0
 
 
 class FakeChannel:
-    """Records acks and nacks in order; can be told what happened in between (the log)."""
+    """Records acks and rejects in order; can be told what happened in between (the log)."""
 
     def __init__(self, log=None):
         self.log = log if log is not None else []
         self.acked = []
-        self.nacked = []
+        self.rejected = []
         self._tag = 0
 
     def basic_ack(self, delivery_tag, multiple=False):
-        self.acked.append(delivery_tag)
+        self.acked.append((delivery_tag, multiple) if multiple else delivery_tag)
         self.log.append(("ack", delivery_tag))
 
-    def basic_nack(self, delivery_tag, multiple=False, requeue=True):
-        self.nacked.append((delivery_tag, requeue))
-        self.log.append(("nack", delivery_tag, requeue))
+    def basic_reject(self, delivery_tag, requeue=True):
+        self.rejected.append((delivery_tag, requeue))
+        self.log.append(("reject", delivery_tag, requeue))
 
     def delivery(
         self,

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from eventbus.consumer import ABANDONED, DEAD_LETTERED, DUPLICATE
+from eventbus.runtime import StopSignal
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -13,7 +15,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from app.extensions import db
 from app.messaging import consumer as consumer_module
 from app.messaging import handlers, metrics
-from app.messaging.consumer import ABANDONED, ACKED, DEAD_LETTERED, DUPLICATE, Consumer
 from app.models import InboxEvent, Product
 from tests.messaging.conftest import admin_event
 
@@ -42,18 +43,23 @@ def snapshot(ids, max_id):
     return admin_event("catalogue.snapshot", {"ids": ids, "max_id": max_id})
 
 
+ACKED = handlers.APPLIED
+
+
+def handle(app, channel, delivery, sleep=lambda _s: None, stop=None):
+    """Hand one delivery to main's consumer (eventbus.consumer over the SQLAlchemy store)."""
+    worker = consumer_module.build(app, stop=stop or StopSignal())
+    (outcome,) = worker.handle_batch(channel, [delivery], sleep=sleep)
+    return outcome
+
+
 @pytest.fixture
 def consume(app, channel):
-    """Return a function that delivers envelopes to a Consumer on the fake channel."""
+    """Return a function that delivers envelopes, one by one, to main's consumer on the fake channel."""
     sleeps = []
 
-    def deliver(*envelopes, **kwargs):
-        results = []
-        with app.app_context():
-            worker = Consumer(channel, sleeps.append, **kwargs)
-            for env in envelopes:
-                results.append(worker.handle(*channel.delivery(env)))
-        return results
+    def deliver(*envelopes, stop=None):
+        return [handle(app, channel, channel.delivery(env), sleeps.append, stop) for env in envelopes]
 
     deliver.sleeps = sleeps
     return deliver
@@ -92,7 +98,7 @@ def test_create_inserts_the_replica_and_acks(app, consume, channel):
     assert consume(env) == [ACKED]
 
     assert replica(app, 1) == ("Mug", 1, False)
-    assert channel.acked == [1] and channel.nacked == []
+    assert channel.acked == [1] and channel.rejected == []
     assert inbox_ids(app) == {env["id"]}
 
 
@@ -239,12 +245,10 @@ def test_duplicate_is_acked_counted_and_not_applied_again(app, consume, channel)
 def test_poison_is_rejected_without_requeue(app, channel, delivery, reason, caplog):
     env = delivery.pop("env", None)
     before = dead_lettered(reason)
-    with app.app_context():
-        worker = Consumer(channel, lambda _s: None)
-        outcome = worker.handle(*channel.delivery(env, **delivery))
+    outcome = handle(app, channel, channel.delivery(env, **delivery))
 
     assert outcome == DEAD_LETTERED
-    assert channel.nacked == [(1, False)] and channel.acked == []
+    assert channel.rejected == [(1, False)] and channel.acked == []
     assert inbox_ids(app) == set()
     assert replica(app, 1) is None
     assert dead_lettered(reason) == before + 1
@@ -258,24 +262,28 @@ def test_ack_comes_only_after_the_commit(app, channel):
     with app.app_context():
         # The engine's commit event fires on the real COMMIT only (not on savepoint releases).
         sa_event.listen(db.engine, "commit", lambda _conn: channel.log.append(("commit",)))
-        worker = Consumer(channel, lambda _s: None)
-        worker.handle(*channel.delivery(created(1, 1)))
-        worker.handle(*channel.delivery(updated(1, 2)))
+    handle(app, channel, channel.delivery(created(1, 1)))
+    handle(app, channel, channel.delivery(updated(1, 2)))
 
     assert channel.log == [("commit",), ("ack", 1), ("commit",), ("ack", 2)]
 
 
 def test_no_ack_when_the_commit_fails(app, channel, monkeypatch):
-    def broken_commit():
+    # A constraint that fails only at COMMIT is the event's: nothing acked, the event alone dead-lettered.
+    def broken_commit(conn):
+        conn.connection.rollback()  # as a server does when its COMMIT fails
         raise IntegrityError("COMMIT", {}, Exception("constraint failed at commit"))
 
     with app.app_context():
-        monkeypatch.setattr(db.session, "commit", broken_commit)
-        worker = Consumer(channel, lambda _s: None)
-        outcome = worker.handle(*channel.delivery(created(1, 1)))
+        sa_event.listen(db.engine, "commit", broken_commit)
+    try:
+        outcome = handle(app, channel, channel.delivery(created(1, 1)))
+    finally:
+        with app.app_context():
+            sa_event.remove(db.engine, "commit", broken_commit)
 
     assert outcome == DEAD_LETTERED
-    assert channel.acked == []
+    assert channel.acked == [] and channel.rejected == [(1, False)]
     assert replica(app, 1) is None
     assert inbox_ids(app) == set()
 
@@ -297,23 +305,55 @@ def test_transient_database_error_is_retried_in_place(app, consume, channel, mon
 
     assert len(consume.sleeps) == 3
     assert consume.sleeps == sorted(consume.sleeps)  # backing off
-    assert channel.acked == [1] and channel.nacked == []
+    assert channel.acked == [1] and channel.rejected == []
     assert replica(app, 1) == ("P1 v1", 1, False)
     assert inbox_ids(app) == {env["id"]}
 
 
-def test_retry_stops_without_ack_or_nack_when_asked_to_stop(app, consume, channel, monkeypatch):
+def test_retry_stops_without_ack_or_reject_when_asked_to_stop(app, consume, channel, monkeypatch):
     def down(session, event):
         raise OperationalError("UPDATE product", {}, Exception("server has gone away"))
 
     monkeypatch.setattr(handlers, "apply", down)
-    stop_after = iter([False, False, True])
+    stop = StopSignal()
+    sleeps = []
 
-    assert consume(created(1, 1), should_stop=lambda: next(stop_after)) == [ABANDONED]
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            stop.request()
 
-    assert len(consume.sleeps) == 2
-    assert channel.acked == [] and channel.nacked == []
+    assert handle(app, channel, channel.delivery(created(1, 1)), sleep, stop) == ABANDONED
+
+    assert len(sleeps) == 2
+    assert channel.acked == [] and channel.rejected == []
     assert inbox_ids(app) == set()
+
+
+def test_a_missing_table_is_retried_in_place_and_never_dead_letters_the_event(
+    app, channel, monkeypatch, caplog
+):
+    # Migrations not run yet (MySQL's 1146 is a ProgrammingError): hold the event, say so loudly, retry.
+    from sqlalchemy.exc import ProgrammingError
+
+    real_apply = handlers.apply
+    attempts = []
+
+    def missing_then_migrated(session, event):
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise ProgrammingError(
+                "UPDATE product", {}, Exception("(1146, \"Table 'main_db.product' doesn't exist\")")
+            )
+        return real_apply(session, event)
+
+    monkeypatch.setattr(handlers, "apply", missing_then_migrated)
+    assert handle(app, channel, channel.delivery(created(1, 1))) == ACKED
+    assert channel.rejected == [] and channel.acked == [1]
+    assert any(
+        r.levelname == "ERROR" and "holding them and retrying" in r.getMessage() for r in caplog.records
+    )
+    assert replica(app, 1) == ("P1 v1", 1, False)
 
 
 def test_handler_bug_dead_letters_and_rolls_back(app, consume, channel, monkeypatch):
@@ -325,7 +365,7 @@ def test_handler_bug_dead_letters_and_rolls_back(app, consume, channel, monkeypa
         pool = db.engine.pool
 
     assert consume(created(1, 1)) == [DEAD_LETTERED]
-    assert channel.nacked == [(1, False)]
+    assert channel.rejected == [(1, False)]
     assert inbox_ids(app) == set()
     with app.app_context():
         # A bug in a handler says nothing about the connections: the pool stays as it was.
@@ -353,8 +393,8 @@ def test_consumer_span_is_a_child_of_the_producer_trace(app, consume):
         from tests.messaging.conftest import FakeChannel
 
         ch = FakeChannel()
-        method, props, body = ch.delivery(env, headers={"traceparent": f"00-{trace_id}-{parent}-01"})
-        Consumer(ch, lambda _s: None).handle(method, props, body)
+        delivered = ch.delivery(env, headers={"traceparent": f"00-{trace_id}-{parent}-01"})
+    handle(app, ch, delivered)
 
     span = next(
         s for s in exporter.get_finished_spans() if s.attributes.get("messaging.message.id") == env["id"]
@@ -364,18 +404,22 @@ def test_consumer_span_is_a_child_of_the_producer_trace(app, consume):
     assert span.kind == trace.SpanKind.CONSUMER
 
 
-def test_transient_errors_are_recognised():
-    assert consumer_module.is_transient(OperationalError("x", {}, Exception("gone")))
-    assert not consumer_module.is_transient(IntegrityError("x", {}, Exception("dup")))
+def test_whose_fault_an_error_is():
+    from sqlalchemy.exc import ProgrammingError
+
+    store = consumer_module.SqlInboxStore(engine=None)
+    assert store.classify(OperationalError("x", {}, Exception("gone"))) == "retry"
+    assert store.classify(ProgrammingError("x", {}, Exception("1146 no such table"))) == "retry"
+    assert store.classify(IntegrityError("x", {}, Exception("dup"))) == "reject"
+    assert store.classify(KeyError("a handler bug")) == "reject"
 
 
 def test_events_round_trip_through_json(app, consume):
     # The envelope as admin writes it (separators and all) is accepted verbatim.
     env = created(3, 1)
     raw = json.dumps(env, separators=(",", ":")).encode()
-    with app.app_context():
-        from tests.messaging.conftest import FakeChannel
+    from tests.messaging.conftest import FakeChannel
 
-        ch = FakeChannel()
-        method, props, _ = ch.delivery(env)
-        assert Consumer(ch, lambda _s: None).handle(method, props, raw) == ACKED
+    ch = FakeChannel()
+    method, props, _ = ch.delivery(env)
+    assert handle(app, ch, (method, props, raw)) == ACKED

@@ -3,11 +3,12 @@
 import threading
 
 import pytest
+from eventbus.consumer import DUPLICATE
 from sqlalchemy import select
 
 from app.extensions import db
-from app.messaging import relay
-from app.messaging.consumer import ACKED, DUPLICATE, Consumer
+from app.messaging import consumer, relay
+from app.messaging.handlers import APPLIED, STALE
 from app.messaging.outbox import enqueue
 from app.models import Product
 from tests.conftest import make_app
@@ -41,12 +42,12 @@ def test_apply_rules_hold_on_mariadb(mysql_app):
         product_event("product.updated", 3, 1, "same"),
         product_event("product.updated", 3, 1, "same"),  # identical values, new id
     ]
+    worker = consumer.build(mysql_app)
+    outcomes = [worker.handle_batch(channel, [channel.delivery(env)])[0] for env in events]
     with mysql_app.app_context():
-        worker = Consumer(channel, lambda _s: None)
-        outcomes = [worker.handle(*channel.delivery(env)) for env in events]
         rows = {p.id: (p.title, p.version, p.deleted) for p in db.session.execute(select(Product)).scalars()}
 
-    assert outcomes == [ACKED, ACKED, DUPLICATE, ACKED, ACKED, ACKED, ACKED]
+    assert outcomes == [APPLIED, STALE, DUPLICATE, APPLIED, STALE, APPLIED, APPLIED]
     assert rows == {1: ("new", 2, False), 2: ("", 2, True), 3: ("same", 1, False)}
     assert channel.acked == [1, 2, 3, 4, 5, 6, 7]
 

@@ -7,8 +7,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from messaging import metrics
-from messaging.consumer import Consumer
+from messaging import consumer, metrics
 
 
 class Command(BaseCommand):
@@ -21,6 +20,6 @@ class Command(BaseCommand):
 
         configure_tracing("admin")
         metrics.serve(settings.CONSUMER_METRICS_PORT)
-        code = Consumer().run()
+        code = consumer.build().run()
         if code:
             sys.exit(code)

@@ -25,7 +25,7 @@ class Backoff:
 
     def next(self) -> float:
         """Return the delay before the next attempt and count one more failure."""
-        delay = min(self.cap, self.base * (2**self.failures))
+        delay = min(self.cap, self.base * 2 ** min(self.failures, 32))
         self.failures += 1
         return delay * random.uniform(0.8, 1.0) if self.jitter else delay
 
