@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dj_database_url
+from eventbus.runtime import database_timeouts
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,8 @@ MONITORED_ENGINES = {
     "django.db.backends.mysql": "django_prometheus.db.backends.mysql",
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
 }
-MYSQL_OPTIONS = {"charset": "utf8mb4"}
+
+
 # SQLite shared by several processes (`make run`: web workers, consumer, relay, drift check). In a
 # DEFERRED transaction (the default) that reads and then writes, the write fails at once with
 # "database is locked" when another process committed since the read; IMMEDIATE takes the write
@@ -31,6 +33,11 @@ SQLITE_OPTIONS = {
     "timeout": 20,
     "init_command": "PRAGMA journal_mode=WAL",
 }
+
+
+def mysql_options(environ: Mapping[str, str] | None = None) -> dict:
+    """Return the PyMySQL connection options: utf8mb4 and the socket timeouts (eventbus.runtime)."""
+    return {"charset": "utf8mb4", **database_timeouts(environ)}
 
 
 class SecretUnavailable(Exception):
@@ -80,7 +87,7 @@ def mysql_config(creds: Mapping) -> dict:
         "PORT": str(creds["port"]),
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": dict(MYSQL_OPTIONS),
+        "OPTIONS": mysql_options(),
         "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
     }
 
@@ -89,7 +96,7 @@ def url_config(url: str) -> dict:
     """Return a Django DATABASES entry for a DATABASE_URL (sqlite:/// or mysql://)."""
     config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     if config["ENGINE"] == "django.db.backends.mysql":
-        config.setdefault("OPTIONS", {}).update(MYSQL_OPTIONS)
+        config.setdefault("OPTIONS", {}).update(mysql_options())
         config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
     elif config["ENGINE"] == "django.db.backends.sqlite3":
         config["CONN_MAX_AGE"] = 0

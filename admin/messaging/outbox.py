@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 
 from django.conf import settings
 from django.db import transaction
+from eventbus import wakeup
 from opentelemetry import propagate
 
 from messaging import contract
@@ -27,7 +27,7 @@ def enqueue(event_type: str, data: dict) -> OutboxEvent:
         payload=contract.dumps(envelope),
         headers=json.dumps(carrier),
     )
-    transaction.on_commit(wake_relay)
+    _wake_after_commit()
     logger.info(
         "outbox event written",
         extra={"event_id": row.event_id, "event_type": event_type},
@@ -35,23 +35,15 @@ def enqueue(event_type: str, data: dict) -> OutboxEvent:
     return row
 
 
-def parse_addr(addr: str) -> tuple[str, int] | None:
-    """Split "host:port" into (host, port); None when malformed or empty."""
-    host, sep, port = (addr or "").strip().rpartition(":")
-    if not sep or not host or not port.isdigit():
-        return None
-    return host.strip("[]"), int(port)
+def _wake_after_commit() -> None:
+    """Wake the relay once when the current transaction commits, however many rows it wrote."""
+    connection = transaction.get_connection()
+    # run_on_commit holds (savepoint ids, callable, robust) per callback; a callback registered in
+    # a savepoint that rolled back is gone from it, so the next row registers again.
+    if not any(entry[1] is wake_relay for entry in connection.run_on_commit):
+        transaction.on_commit(wake_relay)
 
 
 def wake_relay() -> None:
-    """Send one UDP datagram to the relay; never raises (the relay also polls every second)."""
-    target = parse_addr(settings.OUTBOX_WAKEUP_ADDR)
-    if target is None:
-        return
-    try:
-        family = socket.AF_INET6 if ":" in target[0] else socket.AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.setblocking(False)
-            sock.sendto(b"outbox", target)
-    except OSError as exc:
-        logger.debug("outbox wake-up not sent: %s", exc)
+    """Send one UDP datagram to the relay (eventbus.wakeup); never raises."""
+    wakeup.wake(settings.OUTBOX_WAKEUP_ADDR)

@@ -4,6 +4,8 @@ import logging
 import os
 from pathlib import Path
 
+from eventbus import runtime
+
 from app import sqlite
 from app.secrets import resolve_database_url
 
@@ -36,7 +38,15 @@ def normalise_database_url(url):
     return url
 
 
-def engine_options(url):
+def database_timeouts(environ=None):
+    """Return PyMySQL's socket timeouts from DATABASE_TIMEOUT_SECONDS (eventbus.runtime); ConfigError when bad."""
+    try:
+        return runtime.database_timeouts(environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def engine_options(url, timeouts=None):
     """Return SQLAlchemy engine options suited to the database behind url."""
     if url.startswith("sqlite"):
         return sqlite.engine_options()
@@ -51,6 +61,8 @@ def engine_options(url):
         "pool_size": 5,
         "max_overflow": 5,
         "pool_reset_on_return": None,
+        # A half-open socket fails the statement after read_timeout instead of hanging the worker.
+        "connect_args": timeouts or database_timeouts(),
     }
 
 
@@ -83,7 +95,7 @@ def load_config(environ=None):
         "APP_ENV": app_env,
         "SECRET_KEY": env.get("SECRET_KEY") or INSECURE_DEV_SECRET_KEY,
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url, database_timeouts(env)),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "DATABASE_SOURCE": source,
         "RABBITMQ_URL": env.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL,

@@ -79,3 +79,19 @@ def test_unknown_app_env_is_refused():
 )
 def test_database_url_normalisation(given, expected):
     assert normalise_database_url(given) == expected
+
+
+def test_mysql_sockets_time_out_so_a_dead_database_fails_fast():
+    # Below the broker heartbeat (30 s): a half-open socket fails the statement instead of hanging.
+    url = "mysql+pymysql://app:pw@db/main?charset=utf8mb4"  # pragma: allowlist secret
+    options = load_config({"DATABASE_URL": url})["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["connect_args"] == {"connect_timeout": 10, "read_timeout": 20, "write_timeout": 20}
+    longer = load_config({"DATABASE_URL": url, "DATABASE_TIMEOUT_SECONDS": "600"})
+    assert longer["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["read_timeout"] == 600
+
+
+@pytest.mark.parametrize("value", ["soon", "0"])
+def test_a_bad_database_timeout_is_refused_with_its_name(value):
+    with pytest.raises(ConfigError, match="DATABASE_TIMEOUT_SECONDS"):
+        url = "mysql://app:pw@db/main"  # pragma: allowlist secret
+        load_config({"DATABASE_URL": url, "DATABASE_TIMEOUT_SECONDS": value})

@@ -403,3 +403,25 @@ def test_readme_event_catalogue_lists_exactly_the_contract_types():
         producer = admin if row["type"] in ADMIN_TO_MAIN else main
         for field in _published(producer)[row["type"]][int(row["version"])]:
             assert field in fields_column, f"{row['type']}: field {field} not in catalogue row"
+
+
+def _rejection_codes(producer, consumer, event_type) -> dict[str, str]:
+    """Return {mutation label: InvalidEvent code} for the envelope-level mutations (not data.*)."""
+    codes = {}
+    for label, body, message_id, amqp_type in _mutations(_valid_envelope(producer, event_type)):
+        if label.startswith("data."):
+            continue
+        with pytest.raises(consumer.InvalidEvent) as rejected:
+            consumer.parse(body, message_id=message_id, amqp_type=amqp_type)
+        codes[label] = rejected.value.code
+    return codes
+
+
+def test_both_contracts_apply_the_same_envelope_rules():
+    # The twin contract modules stay per service by design; what a body must be to be an event
+    # (JSON, the envelope keys, a UUID id that matches message_id, an aware occurred_at in range,
+    # version 1, a known type) must not drift between them: the same flaw, the same dead-letter code.
+    main_rules = _rejection_codes(admin, main, "product.updated")
+    admin_rules = _rejection_codes(main, admin, "product.liked")
+    assert main_rules == admin_rules
+    assert len(main_rules) >= 30 and len(set(main_rules.values())) >= 3

@@ -72,7 +72,7 @@ def test_wakeup_datagram_is_sent_after_commit_only(udp_listener, django_capture_
     udp_listener.settimeout(2.0)
     for callback in callbacks:
         callback()
-    assert udp_listener.recv(64) == b"outbox"
+    assert udp_listener.recv(64) == b"wake"
 
 
 def test_rolled_back_enqueue_sends_no_datagram(udp_listener, django_capture_on_commit_callbacks):
@@ -93,8 +93,18 @@ def test_wake_relay_never_raises(settings, addr):
     outbox.wake_relay()
 
 
-def test_parse_addr():
-    assert outbox.parse_addr("127.0.0.1:7801") == ("127.0.0.1", 7801)
-    assert outbox.parse_addr("[::1]:7801") == ("::1", 7801)
-    assert outbox.parse_addr("relay:1") == ("relay", 1)
-    assert outbox.parse_addr("nope") is None
+def test_one_wakeup_per_transaction_however_many_rows(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+        for pid in range(1, 6):
+            outbox.enqueue("product.created", {**DATA, "id": pid})
+    assert callbacks == [outbox.wake_relay]
+    assert OutboxEvent.objects.count() == 5
+
+
+def test_a_row_after_a_rolled_back_savepoint_still_wakes_the_relay(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            outbox.enqueue("product.created", DATA)
+            raise RuntimeError("savepoint rolled back")
+        outbox.enqueue("product.created", {**DATA, "id": 8})
+    assert callbacks == [outbox.wake_relay]

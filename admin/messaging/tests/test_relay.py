@@ -161,7 +161,7 @@ def test_the_web_process_datagram_reaches_the_relay_socket(settings):
         settings.OUTBOX_WAKEUP_ADDR = f"{host}:{port}"
         wake_relay()
         sock.settimeout(5)
-        assert sock.recv(64) == b"outbox"
+        assert sock.recv(64) == b"wake"
     finally:
         sock.close()
 

@@ -31,7 +31,7 @@ def test_consumer_side_matches_the_spec():
         {
             "queue": "admin.dlq",
             "durable": True,
-            "arguments": {"x-queue-type": "quorum"},
+            "arguments": {"x-queue-type": "quorum", "x-delivery-limit": 1_000_000},
         },
     ) in channel.calls
     assert (
@@ -47,6 +47,8 @@ def test_consumer_side_matches_the_spec():
                 "x-queue-type": "quorum",
                 "x-dead-letter-exchange": "admin.dlx",
                 "x-delivery-limit": 5,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
             },
         },
     ) in channel.calls

@@ -111,3 +111,33 @@ def test_without_secret_name_database_url_is_used():
         3310,
     )
     assert config["OPTIONS"]["charset"] == "utf8mb4"
+
+
+def _connect_kwargs(config: dict) -> dict:
+    """Return the keyword arguments Django's MySQL backend hands to PyMySQL for config."""
+    from django.db.backends.mysql.base import DatabaseWrapper
+
+    return DatabaseWrapper({**config, "TIME_ZONE": None, "AUTOCOMMIT": True}).get_connection_params()
+
+
+def test_mysql_sockets_time_out_so_a_dead_database_fails_fast(aws, monkeypatch):
+    # Both ways to a MySQL configuration reach PyMySQL with read/write timeouts below the broker
+    # heartbeat (30 s): a half-open socket fails the statement instead of hanging the worker.
+    monkeypatch.delenv("DATABASE_TIMEOUT_SECONDS", raising=False)
+    aws.create_secret(Name="admin/db", SecretString=json.dumps(CREDS))
+    from_secret, _ = database_config(FALLBACK, "admin/db", "us-east-1")
+    from_url, _ = database_config("mysql://app:pw@db.internal:3306/admin")  # pragma: allowlist secret
+    for config in (from_secret, from_url):
+        kwargs = _connect_kwargs(config)
+        assert (kwargs["read_timeout"], kwargs["write_timeout"], kwargs["connect_timeout"]) == (20, 20, 10)
+
+    monkeypatch.setenv("DATABASE_TIMEOUT_SECONDS", "600")  # a one-off long migration
+    longer, _ = database_config("mysql://app:pw@db/admin")  # pragma: allowlist secret
+    assert _connect_kwargs(longer)["read_timeout"] == 600
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5"])
+def test_a_bad_database_timeout_is_refused_with_its_name(monkeypatch, value):
+    monkeypatch.setenv("DATABASE_TIMEOUT_SECONDS", value)
+    with pytest.raises(ValueError, match="DATABASE_TIMEOUT_SECONDS"):
+        database_config("mysql://app:pw@db/admin")  # pragma: allowlist secret

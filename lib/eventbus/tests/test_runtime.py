@@ -4,7 +4,8 @@ import signal
 import threading
 import time
 
-from eventbus.runtime import Backoff, StopSignal, metrics_port
+import pytest
+from eventbus.runtime import Backoff, StopSignal, database_timeouts, metrics_port
 
 
 def test_backoff_doubles_to_its_cap_and_resets():
@@ -59,3 +60,11 @@ def test_metrics_port(monkeypatch):
     assert metrics_port(9811) == 9811
     monkeypatch.setenv("METRICS_PORT", "0")
     assert metrics_port(9811) == 0
+
+
+def test_database_timeouts_default_to_below_the_broker_heartbeat_and_can_be_raised():
+    assert database_timeouts({}) == {"connect_timeout": 10, "read_timeout": 20, "write_timeout": 20}
+    assert database_timeouts({"DATABASE_TIMEOUT_SECONDS": "600"})["write_timeout"] == 600
+    for bad in ("soon", "0", "-1", "1.5"):
+        with pytest.raises(ValueError, match="DATABASE_TIMEOUT_SECONDS"):
+            database_timeouts({"DATABASE_TIMEOUT_SECONDS": bad})

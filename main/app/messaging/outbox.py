@@ -1,10 +1,9 @@
 """Write events to the outbox in the caller's transaction, and nudge the relay after commit."""
 
-import functools
 import json
 import logging
-import socket
 
+from eventbus import wakeup
 from opentelemetry import propagate
 from sqlalchemy import insert
 
@@ -23,7 +22,6 @@ _INSERT_MYSQL = (
     " VALUES (%(event_id)s, %(event_type)s, %(payload)s, %(headers)s, %(created_at)s, %(available_at)s,"
     " %(attempts)s)"
 )
-_udp_socket = None
 
 
 def outbox_values(event_type, data):
@@ -61,31 +59,6 @@ def enqueue_core(connection, event_type, data):
     return values["event_id"]
 
 
-@functools.lru_cache(maxsize=8)
-def _resolve(addr):
-    host, _, port = addr.rpartition(":")
-    info = socket.getaddrinfo(host.strip("[]") or "127.0.0.1", int(port), type=socket.SOCK_DGRAM)
-    return info[0][0], info[0][4]
-
-
 def wake_relay(addr):
-    """Send one UDP datagram to the relay at addr ("host:port"); never raises (the relay also polls)."""
-    global _udp_socket
-    if not addr:
-        return
-    try:
-        family, sockaddr = _resolve(addr)
-    except (OSError, ValueError):
-        logger.debug("outbox wake-up address %s does not resolve", addr, exc_info=True)
-        return
-    try:
-        if _udp_socket is None or _udp_socket.family != family:
-            _udp_socket = socket.socket(family, socket.SOCK_DGRAM)
-            _udp_socket.setblocking(False)
-        _udp_socket.sendto(b"wake", sockaddr)
-    except ConnectionRefusedError:
-        # No relay listening right now (ICMP port unreachable): fire-and-forget, the relay also polls.
-        pass
-    except OSError:
-        # Unreachable host or similar: the relay may have moved, so resolve its name again next time.
-        _resolve.cache_clear()
+    """Send one UDP datagram to the relay at addr ("host:port"); never raises (eventbus.wakeup)."""
+    wakeup.wake(addr)

@@ -1,6 +1,7 @@
 """Messaging on MariaDB: version rules, dedupe and SKIP LOCKED claims between two relays."""
 
 import threading
+import time
 
 import pytest
 from eventbus.consumer import DUPLICATE
@@ -100,3 +101,22 @@ def test_two_relays_never_claim_the_same_rows(mysql_app):
 
     assert errors == []
     assert seen == {"a": [1, 2, 3], "b": [4, 5, 6]}
+
+
+def test_a_database_that_stops_answering_fails_the_statement_within_the_timeout(mysql_database_url):
+    # A half-open socket (the server gone without a FIN) looks like a server that never answers:
+    # SLEEP stands in for it. Without read_timeout PyMySQL would wait for the full 30 s.
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from app.config import engine_options, normalise_database_url
+
+    url = normalise_database_url(mysql_database_url)
+    engine = create_engine(url, **engine_options(url, {"read_timeout": 2, "write_timeout": 2}))
+    try:
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="2013|Lost connection"), engine.connect() as conn:
+            conn.execute(text("SELECT SLEEP(30)"))
+        assert time.monotonic() - started < 10
+    finally:
+        engine.dispose()

@@ -82,12 +82,18 @@ def test_topology_matches_the_spec():
                 "x-queue-type": "quorum",
                 "x-dead-letter-exchange": "main.dlx",
                 "x-delivery-limit": 5,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
             },
         },
     ) in calls
     assert (
         "queue_declare",
-        {"queue": "main.dlq", "durable": True, "arguments": {"x-queue-type": "quorum"}},
+        {
+            "queue": "main.dlq",
+            "durable": True,
+            "arguments": {"x-queue-type": "quorum", "x-delivery-limit": 1_000_000},
+        },
     ) in calls
     assert ("queue_bind", {"queue": "main.dlq", "exchange": "main.dlx"}) in calls
     for key in ("product.#", "catalogue.#"):

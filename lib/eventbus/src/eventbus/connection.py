@@ -79,6 +79,20 @@ def is_fatal(exc: BaseException) -> bool:
     return False
 
 
+UPGRADE_HINT = (
+    "a queue or exchange exists with other arguments than this version declares (an earlier "
+    "version created it): see README, Upgrading the broker topology; for `make run`, `make reset`"
+)
+
+
+def explain(exc: BaseException) -> str:
+    """Describe a fatal broker error for the operator, with what to do when we know it."""
+    text = repr(exc)
+    if "inequivalent arg" in str(exc):
+        return f"{text}: {UPGRADE_HINT}"
+    return text
+
+
 # ---------------------------------------------------------------------------------------------
 # Quiet connection attempts
 # ---------------------------------------------------------------------------------------------

@@ -288,7 +288,7 @@ class Consumer:
             self._maybe_beat()
         except pika.exceptions.AMQPError as exc:
             if broker.is_fatal(exc):
-                raise Unrecoverable(f"the broker refused us: {exc!r}") from exc
+                raise Unrecoverable(f"the broker refused us: {broker.explain(exc)}") from exc
             self._disconnect()
             delay = backoff.next()
             if not broker_wait.failed(exc):

@@ -189,7 +189,7 @@ class AmqpPublisher:
             self._topology.declare_publisher(conn.channel())
         except pika.exceptions.AMQPError as exc:
             if broker.is_fatal(exc):
-                raise Unrecoverable(f"declaring the topology failed: {exc!r}") from exc
+                raise Unrecoverable(f"declaring the topology failed: {broker.explain(exc)}") from exc
             raise BrokerUnavailable(f"declaring the topology failed: {exc!r}") from exc
         finally:
             try:

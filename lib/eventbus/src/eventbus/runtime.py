@@ -95,3 +95,27 @@ def metrics_port(default: int) -> int:
     """Return METRICS_PORT from the environment (0 = off), or this process kind's default when unset."""
     value = os.environ.get("METRICS_PORT", "").strip()
     return int(value) if value else default
+
+
+# Every MySQL socket read and write of a service gives up after this many seconds (PyMySQL's
+# read_timeout and write_timeout), so a half-open connection to a database that went away fails
+# fast instead of blocking a worker past its broker heartbeat (30 s). DATABASE_TIMEOUT_SECONDS
+# raises it for one-off statements that legitimately run longer, such as a migration of a big table.
+DATABASE_TIMEOUT_SECONDS = 20
+DATABASE_CONNECT_TIMEOUT_SECONDS = 10
+
+
+def database_timeouts(environ=None) -> dict[str, int]:
+    """Return PyMySQL's connect/read/write timeouts, from DATABASE_TIMEOUT_SECONDS (ValueError when bad)."""
+    value = (os.environ if environ is None else environ).get("DATABASE_TIMEOUT_SECONDS", "")
+    try:
+        seconds = int(value) if value.strip() else DATABASE_TIMEOUT_SECONDS
+    except ValueError:
+        raise ValueError(f"DATABASE_TIMEOUT_SECONDS must be a whole number of seconds: {value!r}") from None
+    if seconds < 1:
+        raise ValueError(f"DATABASE_TIMEOUT_SECONDS must be at least 1: {value!r}")
+    return {
+        "connect_timeout": DATABASE_CONNECT_TIMEOUT_SECONDS,
+        "read_timeout": seconds,
+        "write_timeout": seconds,
+    }

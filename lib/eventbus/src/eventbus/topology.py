@@ -20,6 +20,10 @@ class Topology:
     source_exchange: str
     binding_keys: tuple[str, ...]
     delivery_limit: int = 5
+    # Listing dead letters gives each one back to its queue, and RabbitMQ 4.0-4.2 count that as a
+    # delivery: the 4.x default limit (20) would drop a dead letter on its 20th listing. This one
+    # is never reached, and it is explicit on every version.
+    dead_letter_delivery_limit: int = 1_000_000
 
     @property
     def events_exchange(self) -> str:
@@ -53,12 +57,19 @@ class Topology:
             "x-queue-type": "quorum",
             "x-dead-letter-exchange": self.dead_letter_exchange,
             "x-delivery-limit": self.delivery_limit,
+            # At-least-once dead-lettering: the queue keeps a rejected message until the dead-letter
+            # queue has confirmed it (the default, at-most-once, loses it when that queue is down).
+            # RabbitMQ requires reject-publish overflow for it: a full queue refuses new publishes
+            # (the relay's confirm is then a nack and the outbox row is retried) rather than
+            # dropping its oldest messages.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
         }
 
     @property
     def dead_letter_queue_arguments(self) -> dict:
         """Return the dead-letter queue's arguments."""
-        return {"x-queue-type": "quorum"}
+        return {"x-queue-type": "quorum", "x-delivery-limit": self.dead_letter_delivery_limit}
 
     def declare_publisher(self, channel) -> None:
         """Declare the exchange this service publishes to."""
