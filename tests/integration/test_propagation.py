@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 
 import pytest
-from faults.support import AdminApi, Endpoints, Shop, assert_converged, query
+from faults.support import AdminApi, Endpoints, Shop, assert_converged, envelope_of, publish_raw, query
 
 
 @pytest.fixture
@@ -157,7 +159,7 @@ def test_a_like_for_a_product_deleted_meanwhile_is_handled(admin, shop, ep):
     assert_converged(ep, timeout=30)
 
 
-def test_an_old_event_cannot_resurrect_a_deleted_product(admin, shop, ep):
+def test_an_old_event_cannot_resurrect_a_deleted_product(admin, shop, ep, rabbitmq_url):
     pid = admin.create("Phoenix", "https://example.com/phoenix.png")["id"]
     admin.update(pid, title="Phoenix 2")
     admin.delete(pid)
@@ -165,6 +167,33 @@ def test_an_old_event_cannot_resurrect_a_deleted_product(admin, shop, ep):
         lambda: query(ep.main_db, "SELECT deleted, version FROM product WHERE id=%s", (pid,)) == [(1, 3)],
         message="main has no tombstone at version 3",
     )
+
+    # Now the old update (version 2) arrives again, as a redriven dead letter or a copy delayed
+    # past the delete would: a new message id, so the inbox lets it through to the version rule.
+    ((old_id,),) = query(
+        ep.admin_db,
+        "SELECT event_id FROM outbox WHERE event_type='product.updated' AND payload LIKE %s",
+        (f'%"id":{pid},%',),
+    )
+    envelope, headers = envelope_of(ep.admin_db, old_id)
+    envelope["id"] = str(uuid.uuid4())
+    publish_raw(
+        rabbitmq_url,
+        "admin.events",
+        envelope["type"],
+        json.dumps(envelope).encode(),
+        message_id=envelope["id"],
+        event_type=envelope["type"],
+        app_id="admin",
+        headers=headers,
+    )
+    eventually(
+        lambda: (
+            query(ep.main_db, "SELECT COUNT(*) FROM inbox WHERE message_id=%s", (envelope["id"],))[0][0] == 1
+        ),
+        message="main never consumed the old update",
+    )
+    assert query(ep.main_db, "SELECT deleted, version FROM product WHERE id=%s", (pid,)) == [(1, 3)]
     assert shop.product(pid) is None
 
 

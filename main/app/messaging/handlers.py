@@ -20,6 +20,12 @@ logger = logging.getLogger(__name__)
 
 _product = Product.__table__
 _SNAPSHOT_CHUNK = 500
+# The version a catalogue snapshot gives the tombstones it makes. admin no longer has those
+# products, so their last version is unknown; an update of any version (a redriven dead letter, a
+# message delayed past the resync) must not bring them back, and admin never reuses a product id
+# (MySQL and MariaDB persist AUTO_INCREMENT, SQLite's AUTOINCREMENT never goes back). So the
+# tombstone is final: the largest version a 32-bit INT column holds.
+SNAPSHOT_TOMBSTONE_VERSION = 2**31 - 1
 
 APPLIED = "applied"
 STALE = "stale"
@@ -132,7 +138,7 @@ def apply_snapshot(session, event: contract.Event) -> str:
         session.execute(
             update(_product)
             .where(_product.c.id.in_(chunk), _product.c.deleted.is_(False))
-            .values(deleted=True, updated_at=now)
+            .values(deleted=True, version=SNAPSHOT_TOMBSTONE_VERSION, updated_at=now)
         )
     if gone:
         logger.info(
