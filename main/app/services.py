@@ -119,6 +119,8 @@ def list_products(shopper_id):
             _product.c.title,
             _product.c.image,
             _product.c.likes,
+            _product.c.version,
+            _product.c.likes_seq,
             liked.label("liked"),
         )
         .where(_product.c.deleted.is_(False))
@@ -133,6 +135,10 @@ def list_products(shopper_id):
             "image": r.image,
             "likes": r.likes,
             "liked": bool(r.liked),
+            # The positions the replicas compare at (admin's check_drift): admin's product version,
+            # and the sequence number of this count.
+            "version": r.version,
+            "likes_seq": r.likes_seq,
         }
         for r in rows
     ]

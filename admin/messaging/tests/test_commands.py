@@ -97,6 +97,75 @@ def test_check_drift_reports_each_difference_and_fails(monkeypatch):
     assert f"product {a.pk}: likes admin=2 main=9" in text
 
 
+def positioned_view(products, **overrides):
+    """main's list with the positions it reports (version, likes_seq), overridden per field."""
+    return [
+        {**row, "version": p.version, "likes_seq": p.likes_seq, **overrides}
+        for row, p in zip(main_view(products), products, strict=True)
+    ]
+
+
+def _drift(admin_fields: dict, main_fields: dict) -> tuple[list[str], int]:
+    product = Product.objects.create(**{"title": "P", "image": "https://x/p.png", **admin_fields})
+    view = positioned_view([product], **main_fields)
+    admin_rows = {
+        product.pk: {**main_view([product])[0], "version": product.version, "likes_seq": product.likes_seq}
+    }
+    main_rows = {product.pk: view[0]}
+    return check_drift.compare(admin_rows, main_rows), check_drift.count_by_kind(admin_rows, main_rows)[
+        "in_flight"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("admin_fields", "main_fields", "drift", "in_flight"),
+    [
+        # likes: compared at equal sequence numbers only
+        ({"likes": 2, "likes_seq": 2}, {"likes": 3, "likes_seq": 3}, [], 1),  # a like in flight to admin
+        ({"likes": 2, "likes_seq": 3}, {"likes": 3, "likes_seq": 3}, ["likes admin=2 main=3"], 0),
+        (
+            {"likes": 9, "likes_seq": 9},
+            {"likes": 1, "likes_seq": 1},
+            ["likes admin=9 main=1"],
+            0,
+        ),  # main went back
+        # title/image: compared at equal versions only
+        (
+            {"version": 2, "title": "new"},
+            {"version": 1, "title": "old"},
+            [],
+            1,
+        ),  # an update in flight to main
+        ({"version": 2, "title": "new"}, {"version": 2, "title": "old"}, ["title admin='new' main='old'"], 0),
+        ({"version": 2}, {"version": 5}, ["version admin=2 main=5"], 0),  # admin went back
+    ],
+)
+def test_drift_is_a_difference_at_equal_positions_not_an_event_in_flight(
+    admin_fields, main_fields, drift, in_flight
+):
+    problems, moving = _drift(admin_fields, main_fields)
+    assert [line.split(": ", 1)[1] for line in problems if any(d in line for d in drift)] == drift
+    assert bool(problems) == bool(drift), problems
+    assert moving == in_flight
+
+
+def test_steady_likes_between_the_two_reads_are_not_drift(monkeypatch):
+    # main's list is read between two reads of admin. Likes flow main -> admin, so admin's counts
+    # must come from the read before main's: here two likes reach admin while main's list is read,
+    # and a check that read admin afterwards would see admin ahead of main (seq 7 > 5) and cry drift.
+    product = Product.objects.create(title="P", image="https://x/p.png", likes=5, likes_seq=5)
+    listed = positioned_view([product])
+
+    def fetch(url, timeout):
+        Product.objects.filter(pk=product.pk).update(likes=7, likes_seq=7)
+        return listed
+
+    monkeypatch.setattr(check_drift, "fetch_main_products", fetch)
+    out = StringIO()
+    call_command("check_drift", "--main-url", "http://main", stdout=out)
+    assert "OK: 1 products" in out.getvalue()
+
+
 def test_check_drift_reads_main_over_http(monkeypatch):
     seen = {}
 

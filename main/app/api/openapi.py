@@ -203,13 +203,23 @@ DOCUMENT = {
         "schemas": {
             "Product": {
                 "type": "object",
-                "required": ["id", "title", "image", "likes", "liked"],
+                "required": ["id", "title", "image", "likes", "liked", "version", "likes_seq"],
                 "properties": {
                     "id": {"type": "integer"},
                     "title": {"type": "string"},
                     "image": {"type": "string"},
                     "likes": {"type": "integer", "minimum": 0},
                     "liked": {"type": "boolean"},
+                    "version": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "admin's version of the product that this replica holds",
+                    },
+                    "likes_seq": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "sequence number of this like count (grows with every like and unlike)",
+                    },
                 },
                 "additionalProperties": False,
             },

@@ -12,13 +12,15 @@ def test_lists_live_products_in_id_order_with_likes_and_liked(client, add_produc
 
     assert response.status_code == 200
     assert response.get_json() == [
-        {"id": 1, "title": "First", "image": "", "likes": 0, "liked": False},
+        {"id": 1, "title": "First", "image": "", "likes": 0, "liked": False, "version": 1, "likes_seq": 0},
         {
             "id": 3,
             "title": "Third",
             "image": "http://img/3.png",
             "likes": 7,
             "liked": False,
+            "version": 1,
+            "likes_seq": 0,
         },
     ]
 

@@ -20,8 +20,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 logger = logging.getLogger(__name__)
 
-FIELDS = ("title", "image", "likes")
 KINDS = ("missing_in_main", "extra_in_main", "fields", "likes")
+# Not drift: products whose replica is behind its source (an event in flight), for context.
+IN_FLIGHT = "in_flight"
 
 # A registry of its own: this process exposes drift figures only, and tests can read it.
 REGISTRY = CollectorRegistry()
@@ -29,6 +30,11 @@ REPLICA_DRIFT = Gauge(
     "replica_drift",
     "Products whose replica in main differs from admin, by kind of difference.",
     ["kind"],
+    registry=REGISTRY,
+)
+IN_FLIGHT_GAUGE = Gauge(
+    "replica_in_flight",
+    "Products whose replica is behind its source by an event in flight (not drift).",
     registry=REGISTRY,
 )
 LAST_CHECK = Gauge(
@@ -63,43 +69,95 @@ def products_url(main_url: str) -> str:
     return url
 
 
+def _field_state(ours: dict, theirs: dict) -> str:
+    """Return "same", "behind" (main has not applied admin's latest version yet) or "drift" for title/image.
+
+    Compared at equal versions only: at a lower version main is waiting for an event in flight;
+    at equal versions, or ahead of admin, a difference is drift.
+    """
+    differs = any(ours.get(f) != theirs.get(f) for f in ("title", "image"))
+    mine, replica = ours.get("version"), theirs.get("version")
+    if mine is None or replica is None:  # a main that does not say its version: compare values
+        return "drift" if differs else "same"
+    if replica < mine:
+        return "behind"
+    return "drift" if differs or replica > mine else "same"
+
+
+def _likes_state(ours: dict, theirs: dict) -> str:
+    """Return "same", "behind" (admin has not applied main's latest like yet) or "drift" for likes.
+
+    Compared at equal like sequence numbers only; admin's row was read before main's list, so
+    an admin seq below main's is a like in flight, and one above it means main's counter went back.
+    """
+    differs = ours.get("likes") != theirs.get("likes")
+    mine, source = ours.get("likes_seq"), theirs.get("likes_seq")
+    if mine is None or source is None:
+        return "drift" if differs else "same"
+    if mine < source:
+        return "behind"
+    return "drift" if differs or mine > source else "same"
+
+
 def compare(admin_rows: dict[int, dict], main_rows: dict[int, dict]) -> list[str]:
-    """Return one line per difference between the two catalogues (empty when equal)."""
+    """Return one line per difference that is drift (empty when none); events in flight are not drift."""
     problems = []
     for pid in sorted(set(admin_rows) - set(main_rows)):
         problems.append(f"product {pid}: in admin, missing in main")
     for pid in sorted(set(main_rows) - set(admin_rows)):
         problems.append(f"product {pid}: in main, missing in admin")
     for pid in sorted(set(admin_rows) & set(main_rows)):
-        for field in FIELDS:
-            ours, theirs = admin_rows[pid].get(field), main_rows[pid].get(field)
-            if ours != theirs:
-                problems.append(f"product {pid}: {field} admin={ours!r} main={theirs!r}")
+        ours, theirs = admin_rows[pid], main_rows[pid]
+        if _field_state(ours, theirs) == "drift":
+            for field in ("title", "image", "version"):
+                if ours.get(field) != theirs.get(field):
+                    problems.append(
+                        f"product {pid}: {field} admin={ours.get(field)!r} main={theirs.get(field)!r}"
+                    )
+        if _likes_state(ours, theirs) == "drift":
+            for field in ("likes", "likes_seq"):
+                if ours.get(field) != theirs.get(field):
+                    problems.append(
+                        f"product {pid}: {field} admin={ours.get(field)!r} main={theirs.get(field)!r}"
+                    )
     return problems
 
 
 def count_by_kind(admin_rows: dict[int, dict], main_rows: dict[int, dict]) -> dict[str, int]:
-    """Return the number of mismatching products for each drift kind."""
-    shared = set(admin_rows) & set(main_rows)
+    """Return the number of drifting products for each kind, and those with an event in flight."""
+    shared = sorted(set(admin_rows) & set(main_rows))
+    fields = [_field_state(admin_rows[pid], main_rows[pid]) for pid in shared]
+    likes = [_likes_state(admin_rows[pid], main_rows[pid]) for pid in shared]
     return {
         "missing_in_main": len(set(admin_rows) - set(main_rows)),
         "extra_in_main": len(set(main_rows) - set(admin_rows)),
-        "fields": sum(
-            1
-            for pid in shared
-            if any(admin_rows[pid].get(f) != main_rows[pid].get(f) for f in ("title", "image"))
-        ),
-        "likes": sum(1 for pid in shared if admin_rows[pid].get("likes") != main_rows[pid].get("likes")),
+        "fields": fields.count("drift"),
+        "likes": likes.count("drift"),
+        "in_flight": sum(1 for f, lk in zip(fields, likes, strict=True) if "behind" in (f, lk)),
     }
 
 
-def load_rows(main_url: str, timeout: float) -> tuple[dict[int, dict], dict[int, dict]]:
-    """Return (admin rows, main rows) keyed by product id."""
+def _admin_rows() -> dict[int, dict]:
     from products.models import Product
 
+    rows = Product.objects.values("id", "title", "image", "likes", "version", "likes_seq")
+    return {row["id"]: row for row in rows}
+
+
+def load_rows(main_url: str, timeout: float) -> tuple[dict[int, dict], dict[int, dict]]:
+    """Return (admin rows, main rows) keyed by product id, each side's replica read before its source.
+
+    Likes flow from main to admin: admin's counts are read before main's list. Products flow from
+    admin to main: admin's titles and versions are read after it. So a replica can only be behind
+    its source when nothing is wrong, never ahead.
+    """
+    before = _admin_rows()
     main_list = fetch_main_products(main_url, timeout)
     main_rows = {row["id"]: row for row in main_list if isinstance(row, dict) and "id" in row}
-    admin_rows = {row["id"]: row for row in Product.objects.values("id", "title", "image", "likes")}
+    admin_rows = _admin_rows()
+    for pid, row in admin_rows.items():
+        if pid in before:
+            row["likes"], row["likes_seq"] = before[pid]["likes"], before[pid]["likes_seq"]
     return admin_rows, main_rows
 
 
@@ -113,8 +171,10 @@ def check_once_for_metrics(main_url: str, timeout: float) -> dict[str, int] | No
         logger.warning("drift check failed, keeping the last figures: %s", exc)
         return None
     counts = count_by_kind(admin_rows, main_rows)
+    in_flight = counts.pop(IN_FLIGHT)
     for kind, value in counts.items():
         REPLICA_DRIFT.labels(kind=kind).set(value)
+    IN_FLIGHT_GAUGE.set(in_flight)
     LAST_CHECK.set(time.time())
     if any(counts.values()):
         logger.warning("replica drift: %s", counts)
