@@ -46,9 +46,13 @@ _LIKES_FIELDS: FieldRules = {
 }
 
 # {event type: {schema version: field rules}} -- what admin builds (producer "admin").
+# Version 2 of a state event adds `force`: the state of the source, sent by a resync, that the
+# replica takes whatever its own version or seq says (after a database restored from a backup,
+# the replica's counter may be ahead of its source's). Consumers accept it before producers send it.
+_FORCED = {"force": ("bool", {})}
 PUBLISHED: dict[str, dict[int, FieldRules]] = {
     PRODUCT_CREATED: {1: _PRODUCT_FIELDS},
-    PRODUCT_UPDATED: {1: _PRODUCT_FIELDS},
+    PRODUCT_UPDATED: {1: _PRODUCT_FIELDS, 2: {**_PRODUCT_FIELDS, **_FORCED}},
     PRODUCT_DELETED: {1: {"id": ("id", {}), "version": ("version", {})}},
     CATALOGUE_SNAPSHOT: {1: {"ids": ("int_list", {}), "max_id": ("count", {})}},
 }
@@ -56,7 +60,7 @@ PUBLISHED: dict[str, dict[int, FieldRules]] = {
 CONSUMED: dict[str, dict[int, FieldRules]] = {
     PRODUCT_LIKED: {1: _LIKES_FIELDS},
     PRODUCT_UNLIKED: {1: _LIKES_FIELDS},
-    PRODUCT_LIKES_COUNTED: {1: _LIKES_FIELDS},
+    PRODUCT_LIKES_COUNTED: {1: _LIKES_FIELDS, 2: {**_LIKES_FIELDS, **_FORCED}},
 }
 PUBLISHES = PUBLISHED  # aliases, same objects
 CONSUMES = CONSUMED
@@ -130,6 +134,9 @@ def _check_field(name: str, kind: str, opts: dict[str, int], value: Any) -> None
     elif kind == "int_list":
         if not isinstance(value, list) or not all(_is_int(v) and v > 0 for v in value):
             raise InvalidEvent(f"data.{name} must be a list of integers > 0")
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise InvalidEvent(f"data.{name} must be true or false")
     else:  # a typo in the tables above, not a bad message
         raise AssertionError(kind)
 
@@ -177,19 +184,21 @@ def parse_time(text: Any) -> dt.datetime:
     return moment.astimezone(dt.UTC)  # OverflowError when the UTC time leaves years 1..9999
 
 
-def envelope(event_type: str, data: dict, *, occurred_at: dt.datetime | None = None) -> dict:
+def envelope(
+    event_type: str, data: dict, *, occurred_at: dt.datetime | None = None, version: int = SCHEMA_VERSION
+) -> dict:
     """Build the envelope of an event admin publishes, with a new id; raise InvalidEvent on bad data."""
     if event_type not in PUBLISHED:
         raise InvalidEvent(f"admin does not publish {event_type!r}", "unknown_type")
     try:
-        clean = validate_data(PUBLISHED, event_type, SCHEMA_VERSION, data, allow_extra=False)
+        clean = validate_data(PUBLISHED, event_type, version, data, allow_extra=False)
     except InvalidEvent as exc:
         exc.event_type = event_type
         raise
     return {
         "id": str(uuid.uuid4()),
         "type": event_type,
-        "version": SCHEMA_VERSION,
+        "version": version,
         "occurred_at": format_time(occurred_at or dt.datetime.now(dt.UTC)),
         "producer": PRODUCER,
         "data": clean,

@@ -16,12 +16,27 @@ UNKNOWN_PRODUCT = "unknown_product"
 
 
 def apply_likes(event: Event) -> str:
-    """Set the product's likes from an absolute count unless a newer sequence was applied."""
+    """Set the product's likes from an absolute count unless a newer sequence was applied.
+
+    A forced count (likes_counted version 2, from `flask resync-likes --force`) is main's state,
+    applied whatever seq admin holds.
+    """
     from products.models import Product
     from products.services import apply_likes as set_likes
+    from products.services import force_likes
 
     data = event.data
-    if set_likes(data["product_id"], data["likes"], data["seq"]):
+    if data.get("force"):
+        if force_likes(data["product_id"], data["likes"], data["seq"]):
+            logger.info(
+                "likes of product %s forced to %s (seq %s)",
+                data["product_id"],
+                data["likes"],
+                data["seq"],
+                extra={"event_id": event.id, "event_type": event.type},
+            )
+            return APPLIED
+    elif set_likes(data["product_id"], data["likes"], data["seq"]):
         return APPLIED
     if Product.objects.filter(pk=data["product_id"]).exists():
         logger.info(
@@ -91,10 +106,25 @@ def apply_likes_batch(events: list[Event]) -> dict[str, str]:
 
 
 def handle_batch(events: list[Event]) -> dict[str, str]:
-    """Apply a batch of distinct events inside the caller's transaction; return event id -> outcome."""
-    likes = [e for e in events if e.type in LIKES_TYPES and HANDLERS.get(e.type) is apply_likes]
-    outcomes = apply_likes_batch(likes) if likes else {}
+    """Apply a batch of distinct events inside the caller's transaction; return event id -> outcome.
+
+    Like events go set-based, a run at a time; a forced count ends the run before it, so that it
+    lands after the likes published before it and before those published after it.
+    """
+    outcomes: dict[str, str] = {}
+    run: list[Event] = []
     for event in events:
-        if event.id not in outcomes:
-            outcomes[event.id] = handle(event)
+        if (
+            event.type in LIKES_TYPES
+            and HANDLERS.get(event.type) is apply_likes
+            and not event.data.get("force")
+        ):
+            run.append(event)
+            continue
+        if run:
+            outcomes.update(apply_likes_batch(run))
+            run = []
+        outcomes[event.id] = handle(event)
+    if run:
+        outcomes.update(apply_likes_batch(run))
     return outcomes

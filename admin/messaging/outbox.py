@@ -16,9 +16,9 @@ from messaging.models import OutboxEvent
 logger = logging.getLogger(__name__)
 
 
-def enqueue(event_type: str, data: dict) -> OutboxEvent:
+def enqueue(event_type: str, data: dict, version: int = 1) -> OutboxEvent:
     """Save one outbox row for the event; call inside the transaction that makes the change."""
-    envelope = contract.envelope(event_type, data)
+    envelope = contract.envelope(event_type, data, version=version)
     carrier: dict[str, str] = {}
     propagate.inject(carrier)  # traceparent/tracestate of the current request span
     row = OutboxEvent.objects.create(

@@ -77,6 +77,11 @@ def apply_likes(product_id: int, likes: int, seq: int) -> bool:
     return matched > 0
 
 
+def force_likes(product_id: int, likes: int, seq: int) -> bool:
+    """Set likes and likes_seq whatever seq the product holds (a forced resync); return whether it exists."""
+    return Product.objects.filter(pk=product_id).update(likes=likes, likes_seq=seq) > 0
+
+
 def apply_likes_batch(latest: dict[int, tuple[int, int]]) -> dict[int, str]:
     """Apply the newest (likes, seq) per product in one UPDATE; return product id -> applied/stale/unknown."""
     from django.db import connection

@@ -22,11 +22,17 @@ def register_cli(app):
         run_relay(current_app._get_current_object())
 
     @app.cli.command("resync-likes")
-    def resync_likes_command():
+    @click.option(
+        "--force",
+        is_flag=True,
+        help="admin takes main's counts whatever seq it holds (after main's database was restored from a backup)",
+    )
+    def resync_likes_command(force):
         """Publish product.likes_counted for every product so admin's counts catch up."""
         from app.messaging.resync import resync_likes
 
-        resync_likes(current_app._get_current_object())
+        count = resync_likes(current_app._get_current_object(), force)
+        click.echo(f"enqueued {count} product.likes_counted events{' (forced)' if force else ''}")
 
     @app.cli.command("dlq")
     @click.argument("action", type=click.Choice(["list", "redrive", "purge"]))

@@ -11,7 +11,8 @@ import pytest
     [
         (["consume"], "app.messaging.consumer", "run_consumer", ()),
         (["relay-outbox"], "app.messaging.relay", "run_relay", ()),
-        (["resync-likes"], "app.messaging.resync", "resync_likes", ()),
+        (["resync-likes"], "app.messaging.resync", "resync_likes", (False,)),
+        (["resync-likes", "--force"], "app.messaging.resync", "resync_likes", (True,)),
         (
             ["dlq", "redrive", "--limit", "7"],
             "app.messaging.dlq",

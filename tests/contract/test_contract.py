@@ -273,7 +273,7 @@ def _mutations(env: dict):
         yield f"missing {key}", _body({k: v for k, v in env.items() if k != key}), None, None
     yield "unknown type", _body({**env, "type": "product.exploded"}), None, None
     yield "type not a string", _body({**env, "type": 5}), None, None
-    yield "version 2", _body({**env, "version": 2}), None, None
+    yield "version 99", _body({**env, "version": 99}), None, None
     yield "version as string", _body({**env, "version": "1"}), None, None
     yield "version true", _body({**env, "version": True}), None, None
     yield "id not a uuid", _body({**env, "id": "not-a-uuid"}), None, None

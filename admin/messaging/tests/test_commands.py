@@ -60,6 +60,20 @@ def test_the_snapshot_covers_ids_allocated_above_the_highest_live_product():
     assert json.loads(snapshot.payload)["data"] == {"ids": [a.pk, b.pk], "max_id": gone.pk}
 
 
+def test_a_forced_resync_sends_version_2_with_force():
+    a, _ = make_products()
+    out = StringIO()
+    call_command("resync_products", "--force", stdout=out)
+    assert "product.updated events (forced)" in out.getvalue()
+    first = json.loads(OutboxEvent.objects.order_by("id").first().payload)
+    assert (first["version"], first["data"]) == (
+        2,
+        {"id": a.pk, "title": "A", "image": "https://x/a.png", "version": 3, "force": True},
+    )
+    snapshot = OutboxEvent.objects.get(event_type="catalogue.snapshot")
+    assert json.loads(snapshot.payload)["version"] == 1
+
+
 def main_view(products):
     return [
         {

@@ -67,6 +67,46 @@ def test_a_batch_never_moves_likes_back_below_the_stored_seq():
     assert channel.verbs == [("ack", 1, False)]
 
 
+def forced(product_id, likes, seq):
+    """product.likes_counted version 2 with force (`flask resync-likes --force`)."""
+    return likes_envelope(
+        product_id,
+        event_type="product.likes_counted",
+        version=2,
+        data={"product_id": product_id, "likes": likes, "seq": seq, "force": True},
+    )
+
+
+def test_a_forced_count_lands_between_the_likes_before_and_after_it_in_one_batch():
+    # main was restored from a backup: its seq went back from 50 to 10. The forced resync count
+    # (seq 10) must win over admin's 50, and a like main published after it (seq 11) must win over
+    # the forced count, in one batch as one by one.
+    product = make_product()
+    Product.objects.filter(pk=product.pk).update(likes=50, likes_seq=50)
+    docs = [
+        likes_envelope(product.pk, likes=49, seq=49),  # published before the restore: stale
+        forced(product.pk, likes=3, seq=10),
+        likes_envelope(product.pk, likes=4, seq=11),
+    ]
+    channel = FakeChannel()
+    outcomes = run_batch(channel, deliveries(*docs))
+    assert outcomes == [handlers.STALE, handlers.APPLIED, handlers.APPLIED]
+    product.refresh_from_db()
+    assert (product.likes, product.likes_seq) == (4, 11)
+    assert channel.verbs == [("ack", 3, True)]
+
+
+def test_an_unforced_count_below_the_stored_seq_changes_nothing():
+    product = make_product()
+    Product.objects.filter(pk=product.pk).update(likes=50, likes_seq=50)
+    run_batch(
+        FakeChannel(),
+        deliveries(likes_envelope(product.pk, likes=3, seq=10, event_type="product.likes_counted")),
+    )
+    product.refresh_from_db()
+    assert (product.likes, product.likes_seq) == (50, 50)
+
+
 def test_an_equal_seq_is_applied_like_the_single_path():
     product = make_product()
     Product.objects.filter(pk=product.pk).update(likes=5, likes_seq=5)

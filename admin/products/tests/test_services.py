@@ -94,7 +94,7 @@ def test_rollback_removes_both_the_change_and_its_event():
 
 
 def test_failed_event_build_rolls_back_the_change(product, monkeypatch):
-    def broken(event_type, data):
+    def broken(event_type, data, **_):
         raise ValueError("contract says no")
 
     monkeypatch.setattr("messaging.outbox.contract.envelope", broken)

@@ -41,15 +41,20 @@ _PRODUCT_FIELDS: dict[str, tuple[str, dict[str, int]]] = {
     "version": ("version", {}),
 }
 
+# Version 2 of a state event adds `force`: the state of the source, sent by a resync, that the
+# replica takes whatever its own version or seq says (after a database restored from a backup,
+# the replica's counter may be ahead of its source's). Consumers accept it before producers send it.
+_FORCED = {"force": ("bool", {})}
+
 # {event type: {schema version: field rules}}
 PUBLISHED: dict[str, dict[int, dict[str, tuple[str, dict[str, int]]]]] = {
     PRODUCT_LIKED: {1: _LIKES_FIELDS},
     PRODUCT_UNLIKED: {1: _LIKES_FIELDS},
-    PRODUCT_LIKES_COUNTED: {1: _LIKES_FIELDS},
+    PRODUCT_LIKES_COUNTED: {1: _LIKES_FIELDS, 2: {**_LIKES_FIELDS, **_FORCED}},
 }
 CONSUMED: dict[str, dict[int, dict[str, tuple[str, dict[str, int]]]]] = {
     PRODUCT_CREATED: {1: _PRODUCT_FIELDS},
-    PRODUCT_UPDATED: {1: _PRODUCT_FIELDS},
+    PRODUCT_UPDATED: {1: _PRODUCT_FIELDS, 2: {**_PRODUCT_FIELDS, **_FORCED}},
     PRODUCT_DELETED: {1: {"id": ("id", {}), "version": ("version", {})}},
     CATALOGUE_SNAPSHOT: {1: {"ids": ("int_list", {}), "max_id": ("count", {})}},
 }
@@ -124,6 +129,9 @@ def _check_field(name: str, kind: str, opts: dict[str, int], value: Any) -> None
     elif kind == "int_list":
         if not isinstance(value, list) or not all(_is_int(v) and v > 0 for v in value):
             raise InvalidEvent(f"data.{name} must be a list of integers > 0")
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise InvalidEvent(f"data.{name} must be true or false")
     else:  # pragma: no cover - a typo in the tables above
         raise AssertionError(kind)
 
@@ -173,13 +181,13 @@ def parse_timestamp(text: Any) -> datetime:
         raise InvalidEvent("occurred_at is out of range in UTC", "bad_envelope") from None
 
 
-def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+def envelope(event_type: str, data: dict[str, Any], version: int = SCHEMA_VERSION) -> dict[str, Any]:
     """Build the envelope of an event main publishes, with a new id; raise InvalidEvent on bad data."""
-    clean = validate_data(PUBLISHED, event_type, SCHEMA_VERSION, data)
+    clean = validate_data(PUBLISHED, event_type, version, data)
     return {
         "id": str(uuid.uuid4()),
         "type": event_type,
-        "version": SCHEMA_VERSION,
+        "version": version,
         "occurred_at": format_timestamp(datetime.now(UTC)),
         "producer": PRODUCER,
         "data": clean,

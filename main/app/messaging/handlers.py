@@ -41,16 +41,15 @@ def _newer_or_same():
 
 # Built once: building a statement per event (coercing every value and where clause, then
 # generating its cache key) cost as much CPU as the rest of the apply together.
+_REPLICA_VALUES = {
+    "title": bindparam("p_title"),
+    "image": bindparam("p_image"),
+    "version": bindparam("p_version"),
+    "deleted": False,
+    "updated_at": bindparam("p_now"),
+}
 _UPSERT_UPDATE = (
-    update(_product)
-    .where(_product.c.id == bindparam("p_id"), _newer_or_same())
-    .values(
-        title=bindparam("p_title"),
-        image=bindparam("p_image"),
-        version=bindparam("p_version"),
-        deleted=False,
-        updated_at=bindparam("p_now"),
-    )
+    update(_product).where(_product.c.id == bindparam("p_id"), _newer_or_same()).values(**_REPLICA_VALUES)
 )
 _UPSERT_INSERT = insert(_product).values(
     id=bindparam("p_id"),
@@ -62,6 +61,9 @@ _UPSERT_INSERT = insert(_product).values(
     likes_seq=0,
     updated_at=bindparam("p_now"),
 )
+# A forced update (version 2 with force=true, from `resync_products --force`) is admin's state
+# whatever version the replica holds, tombstones included: admin has the product.
+_FORCED_UPDATE = update(_product).where(_product.c.id == bindparam("p_id")).values(**_REPLICA_VALUES)
 _DELETE_UPDATE = (
     update(_product)
     .where(_product.c.id == bindparam("p_id"), _product.c.version <= bindparam("p_version"))
@@ -114,6 +116,8 @@ def upsert_product(session, event: contract.Event) -> str:
         "p_version": data["version"],
         "p_now": utcnow(),
     }
+    if data.get("force"):
+        return _insert_or_update(session, _FORCED_UPDATE, _UPSERT_INSERT, params)
     created = event.type == contract.PRODUCT_CREATED
     return _insert_or_update(session, _UPSERT_UPDATE, _UPSERT_INSERT, params, insert_first=created)
 

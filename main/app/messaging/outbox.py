@@ -24,9 +24,9 @@ _INSERT_MYSQL = (
 )
 
 
-def outbox_values(event_type, data):
+def outbox_values(event_type, data, version=1):
     """Return the column values of a new outbox row for event_type/data, trace context included."""
-    env = envelope(event_type, data)
+    env = envelope(event_type, data, version)
     carrier = {}
     # W3C traceparent/tracestate of the current request span; the relay sends them as AMQP headers.
     propagate.inject(carrier)
@@ -42,9 +42,9 @@ def outbox_values(event_type, data):
     }
 
 
-def enqueue(session, event_type, data):
+def enqueue(session, event_type, data, version=1):
     """Add an outbox row for the event to session (the caller commits it with its change)."""
-    row = OutboxEvent(**outbox_values(event_type, data))
+    row = OutboxEvent(**outbox_values(event_type, data, version))
     session.add(row)
     return row
 

@@ -16,8 +16,12 @@ logger = logging.getLogger(__name__)
 _product = Product.__table__
 
 
-def resync_likes(app) -> int:
-    """Enqueue product.likes_counted {product_id, likes, seq} for every live product in one transaction."""
+def resync_likes(app, force: bool = False) -> int:
+    """Enqueue product.likes_counted {product_id, likes, seq} for every live product in one transaction.
+
+    force: send version 2 with force=true, which admin applies whatever seq it holds: the remedy
+    after main's database was restored from a backup (its seqs went back, so admin's are ahead).
+    """
     with app.app_context():
         session = db.session
         try:
@@ -27,11 +31,11 @@ def resync_likes(app) -> int:
                 .order_by(_product.c.id)
             ).all()
             for row in rows:
-                enqueue(
-                    session,
-                    contract.PRODUCT_LIKES_COUNTED,
-                    {"product_id": row.id, "likes": row.likes, "seq": row.likes_seq},
-                )
+                data = {"product_id": row.id, "likes": row.likes, "seq": row.likes_seq}
+                if force:
+                    enqueue(session, contract.PRODUCT_LIKES_COUNTED, {**data, "force": True}, version=2)
+                else:
+                    enqueue(session, contract.PRODUCT_LIKES_COUNTED, data)
             session.commit()
         except BaseException:
             session.rollback()
@@ -39,5 +43,5 @@ def resync_likes(app) -> int:
         finally:
             session.remove()
         wake_relay(app.config.get("OUTBOX_WAKEUP_ADDR"))
-    logger.info("enqueued product.likes_counted for %s products", len(rows))
+    logger.info("enqueued product.likes_counted for %s products%s", len(rows), " (forced)" if force else "")
     return len(rows)

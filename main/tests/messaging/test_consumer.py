@@ -204,6 +204,26 @@ def test_nothing_older_brings_back_a_product_a_snapshot_tombstoned(app, consume,
     assert replica(app, 2)[2] is True
 
 
+def forced_update(pid, version, title):
+    """product.updated version 2 with force (`manage.py resync_products --force`)."""
+    event = updated(pid, version, title)
+    return {**event, "version": 2, "data": {**event["data"], "force": True}}
+
+
+def test_a_forced_update_wins_over_a_newer_replica_and_a_tombstone(app, consume, add_product):
+    # admin was restored from a backup: its versions went back below main's.
+    add_product(1, title="ahead", version=9)
+    add_product(2, version=2)
+    consume(snapshot([1], max_id=2))  # product 2 tombstoned, final for ordinary events
+
+    consume(updated(1, 3, "ordinary"), forced_update(1, 3, "restored"), forced_update(2, 1, "back"))
+
+    assert replica(app, 1) == ("restored", 3, False)
+    assert replica(app, 2) == ("back", 1, False)
+    consume(updated(1, 4, "next edit"))  # and the ordinary flow goes on from there
+    assert replica(app, 1) == ("next edit", 4, False)
+
+
 def test_snapshot_with_many_ids_works_in_chunks(app, consume, add_product, monkeypatch):
     monkeypatch.setattr(handlers, "_SNAPSHOT_CHUNK", 2)
     for pid in range(1, 8):

@@ -52,6 +52,22 @@ def test_resync_command_runs_through_the_cli(app, add_product, runner):
         assert db.session.execute(select(OutboxEvent.event_type)).scalars().all() == ["product.likes_counted"]
 
 
+def test_a_forced_resync_sends_version_2_with_force(app, add_product, runner):
+    add_product(4, likes=1)
+
+    result = runner.invoke(args=["resync-likes", "--force"])
+
+    assert result.exit_code == 0, result.output
+    assert "enqueued 1 product.likes_counted events (forced)" in result.output
+    with app.app_context():
+        (payload,) = db.session.execute(select(OutboxEvent.payload)).scalars().all()
+    envelope = json.loads(payload)
+    assert (envelope["version"], envelope["data"]) == (
+        2,
+        {"product_id": 4, "likes": 1, "seq": 0, "force": True},
+    )
+
+
 def test_topology_matches_the_spec():
     calls = []
 

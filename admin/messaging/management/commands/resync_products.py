@@ -45,7 +45,7 @@ def highest_allocated_id() -> int:
     return 0
 
 
-def enqueue_resync() -> tuple[int, int]:
+def enqueue_resync(force: bool = False) -> tuple[int, int]:
     """Enqueue product.updated for every product, then one catalogue.snapshot; return (count, max_id).
 
     max_id covers every id ever allocated, so a stray replica row above the highest live id
@@ -53,6 +53,10 @@ def enqueue_resync() -> tuple[int, int]:
     read of the rows: every id it covers was allocated by then, and on MySQL the locking read
     waits for an insert still in flight, so a product created concurrently is either in `ids` or
     above max_id, and main never tombstones it.
+
+    force: send product.updated version 2 with force=true, which main applies whatever version
+    its replica holds (tombstone included): the remedy after admin's database was restored from a
+    backup, when its versions went back behind main's.
     """
     from products.models import Product
 
@@ -62,19 +66,22 @@ def enqueue_resync() -> tuple[int, int]:
         # Lock the rows so no edit slips between an update event and the snapshot (no-op on SQLite).
         products = list(Product.objects.select_for_update().order_by("id"))
         for product in products:
-            enqueue(
-                contract.PRODUCT_UPDATED,
-                {
-                    "id": product.pk,
-                    "title": product.title,
-                    "image": product.image,
-                    "version": product.version,
-                },
-            )
+            data = {
+                "id": product.pk,
+                "title": product.title,
+                "image": product.image,
+                "version": product.version,
+            }
+            if force:
+                enqueue(contract.PRODUCT_UPDATED, {**data, "force": True}, version=2)
+            else:
+                enqueue(contract.PRODUCT_UPDATED, data)
         ids = [product.pk for product in products]
         max_id = max(ids[-1] if ids else 0, allocated)
         enqueue(contract.CATALOGUE_SNAPSHOT, {"ids": ids, "max_id": max_id})
-    logger.info("catalogue resync enqueued: %s products, max_id %s", len(ids), max_id)
+    logger.info(
+        "catalogue resync enqueued: %s products, max_id %s%s", len(ids), max_id, " (forced)" if force else ""
+    )
     return len(ids), max_id
 
 
@@ -83,8 +90,16 @@ class Command(BaseCommand):
 
     help = "Enqueue product.updated for every product and a catalogue.snapshot for main's replica."
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="main takes admin's products whatever version it holds (after admin's database was restored)",
+        )
+
     def handle(self, *args, **options):
-        count, max_id = enqueue_resync()
+        count, max_id = enqueue_resync(force=options["force"])
+        forced = " (forced)" if options["force"] else ""
         self.stdout.write(
-            f"enqueued {count} product.updated events and a catalogue.snapshot (max_id={max_id})"
+            f"enqueued {count} product.updated events{forced} and a catalogue.snapshot (max_id={max_id})"
         )
