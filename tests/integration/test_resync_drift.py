@@ -64,7 +64,9 @@ def _wait_consumed(src_db: str, dst_db: str, event_type: str, timeout: float = 6
     ids = {row[0] for row in query(src_db, "SELECT event_id FROM outbox WHERE event_type=%s", (event_type,))}
     deadline = time.monotonic() + timeout
     while True:
-        seen = {row[0] for row in query(dst_db, "SELECT message_id FROM inbox WHERE event_type=%s", (event_type,))}
+        seen = {
+            row[0] for row in query(dst_db, "SELECT message_id FROM inbox WHERE event_type=%s", (event_type,))
+        }
         if ids <= seen:
             return len(ids)
         assert time.monotonic() < deadline, f"{len(ids - seen)} {event_type} events never consumed"
