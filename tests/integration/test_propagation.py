@@ -64,6 +64,8 @@ def test_a_product_created_updated_and_deleted_in_admin_follows_in_main(admin, s
         "image": "https://example.com/desk.png",
         "likes": 0,
         "liked": False,
+        "version": 1,
+        "likes_seq": 0,
     }
 
     updated = admin.update(pid, title="Walnut desk XL", image="https://example.com/desk-xl.png")
