@@ -432,6 +432,33 @@ def assert_no_event_lost(ep: Endpoints, timeout: float = 60) -> None:
     assert not gone, f"{len(gone)} events lost, e.g.:\n  " + "\n  ".join(gone[:20])
 
 
+def events_in_flight(ep: Endpoints) -> int:
+    """Return the events not yet applied on the other side: unpublished outbox rows, plus published
+    events the other side's inbox does not hold yet (in a queue or in a consumer's hands)."""
+    total = 0
+    for src, dst in ((ep.admin_db, ep.main_db), (ep.main_db, ep.admin_db)):
+        total += query(src, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")[0][0]
+        published = query(src, "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL")[0][0]
+        total += max(0, published - query(dst, "SELECT COUNT(*) FROM inbox")[0][0])
+    return total
+
+
+def hold_back(services, process: str, ep: Endpoints, at_least: int = 20, timeout: float = 30) -> int:
+    """Freeze `process` (SIGSTOP) until at least `at_least` events are in flight; return how many.
+
+    The caller injects its fault and then thaws the process (SIGCONT): the fault then lands on
+    work in flight instead of on a pipeline that happened to be idle at that instant.
+    """
+    import signal
+
+    services.procs[process].signal_group(signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while (in_flight := events_in_flight(ep)) < at_least:
+        assert time.monotonic() < deadline, f"only {in_flight} events in flight with {process} frozen"
+        time.sleep(0.05)
+    return in_flight
+
+
 def new_products(admin: AdminApi, count: int, label: str) -> list[int]:
     """Create `count` products named after the test and return their ids."""
     tag = uuid.uuid4().hex[:6]

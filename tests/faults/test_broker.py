@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import requests
@@ -10,6 +11,7 @@ from faults.support import (
     Background,
     assert_converged,
     assert_no_event_lost,
+    hold_back,
     like_crowd,
     new_products,
     wait_visible_in_main,
@@ -33,8 +35,13 @@ def test_broker_killed_mid_stream_loses_and_doubles_nothing(fs):
     while _admin_likes(fs, ids) < 40:  # the pipeline is flowing end to end: now crash the broker
         assert time.monotonic() < deadline, "likes never started reaching admin"
         time.sleep(0.05)
+    # admin's consumer frozen for a moment: likes pile up in its queue and its hands.
+    in_flight = hold_back(fs.services, "admin-consumer", fs.ep)
     fs.rabbit.kill9()
+    fs.services.procs["admin-consumer"].signal_group(signal.SIGCONT)  # it meets the outage holding them
     fs.rabbit.start()
+    assert in_flight > 0, "the broker died with nothing in flight: nothing was tested"
+    print(f"broker killed with {in_flight} events in flight")
 
     result = crowd.join()
     edits.join()

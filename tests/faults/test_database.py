@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 from faults.support import (
     Background,
     assert_converged,
     assert_no_event_lost,
+    hold_back,
     like_crowd,
     new_products,
     query,
@@ -27,10 +29,14 @@ def test_mariadb_killed_and_restarted_under_load_converges(fs):
     ):
         assert time.monotonic() < deadline, "likes never started"
         time.sleep(0.05)
+    # admin's consumer frozen for a moment: likes pile up in its queue and its hands.
+    in_flight = hold_back(fs.services, "admin-consumer", fs.ep)
     fs.mariadb.kill9()
+    fs.services.procs["admin-consumer"].signal_group(signal.SIGCONT)  # it meets the outage holding them
     down_at = time.monotonic()
+    assert in_flight > 0, "the database died with nothing in flight: nothing was tested"
     fs.mariadb.start()
-    print(f"MariaDB back after {time.monotonic() - down_at:.1f}s")
+    print(f"MariaDB killed with {in_flight} events in flight, back after {time.monotonic() - down_at:.1f}s")
     result = crowd.join()
 
     assert result.statuses[200] >= 60, result.statuses

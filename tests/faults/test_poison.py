@@ -11,6 +11,7 @@ from faults.support import (
     new_products,
     peek_message_ids,
     publish_raw,
+    query,
     queue_depth,
     wait_visible_in_main,
 )
@@ -99,3 +100,59 @@ def test_poison_messages_are_dead_lettered_and_the_good_ones_still_flow(fs):
     # Nothing is stuck in the work queues: poison is not requeued forever.
     assert queue_depth(fs.amqp_url, "main") == 0
     assert queue_depth(fs.amqp_url, "admin") == 0
+
+
+def test_poison_inside_a_batch_takes_no_good_event_with_it(fs):
+    # The poison arrives in the same prefetch window as good events (admin applies up to 500 per
+    # batch): the poison alone is dead-lettered, every good event is applied and acknowledged.
+    (pid,) = new_products(fs.admin, 1, "poison-batch")
+    wait_visible_in_main(fs.shop, [pid])
+    dead_before = set(peek_message_ids(fs.amqp_url, "admin.dlq"))
+    depth_before = queue_depth(fs.amqp_url, "admin.dlq")
+    fs.services.stop_process("admin-consumer")
+    poison = _poison("main.events", "main", "product.liked", {"product_id": pid, "likes": 1, "seq": 1})
+    good = []
+    for seq in range(1, 61):
+        env = _envelope("product.liked", {"product_id": pid, "likes": seq, "seq": 10_000 + seq}, "main")
+        good.append(env["id"])
+        publish_raw(
+            fs.amqp_url,
+            "main.events",
+            env["type"],
+            json.dumps(env).encode(),
+            message_id=env["id"],
+            event_type=env["type"],
+            app_id="main",
+        )
+        if seq % 8 == 4 and poison:
+            key, body, message_id, event_type = poison.pop()
+            publish_raw(
+                fs.amqp_url,
+                "main.events",
+                key,
+                body,
+                message_id=message_id,
+                event_type=event_type,
+                app_id="main",
+            )
+    assert not poison and queue_depth(fs.amqp_url, "admin") == 60 + 7
+
+    fs.services.start_process("admin-consumer")
+    deadline = time.monotonic() + 60
+    while queue_depth(fs.amqp_url, "admin"):
+        assert time.monotonic() < deadline, "admin's queue never drained"
+        time.sleep(0.1)
+    marks = ",".join(["%s"] * len(good))
+    applied = {
+        r[0]
+        for r in query(fs.ep.admin_db, f"SELECT message_id FROM inbox WHERE message_id IN ({marks})", good)
+    }  # noqa: S608
+    assert applied == set(good), f"{len(set(good) - applied)} good events not applied"
+    new_dead = set(peek_message_ids(fs.amqp_url, "admin.dlq")) - dead_before
+    assert not new_dead & set(good), "a good event was dead-lettered with the poison"
+    assert queue_depth(fs.amqp_url, "admin.dlq") - depth_before == 7  # the poison, all of it
+    assert query(fs.ep.admin_db, "SELECT likes, likes_seq FROM products_product WHERE id=%s", (pid,)) == [
+        (60, 10_060)
+    ]
+    # Back to main's own count, so the next test starts converged.
+    query(fs.ep.admin_db, "UPDATE products_product SET likes=0, likes_seq=0 WHERE id=%s", (pid,))

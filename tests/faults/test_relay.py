@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 
 from faults.support import (
@@ -10,6 +12,7 @@ from faults.support import (
     assert_no_event_lost,
     like_crowd,
     new_products,
+    peek_message_ids,
     query,
     wait_visible_in_main,
 )
@@ -19,13 +22,14 @@ def _pending(db_url: str) -> int:
     return query(db_url, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")[0][0]
 
 
-def _kill_mid_batch(fs, relay: str, db_url: str, queue: str, rounds: int) -> list[tuple[int, int]]:
-    """Start the relay and SIGKILL it as soon as its messages reach the queue; return (queued, unmarked) per kill.
+def _kill_mid_batch(fs, relay: str, db_url: str, queue: str, rounds: int) -> set[str]:
+    """Start the relay and SIGKILL it as soon as its messages reach the queue; return the caught event ids.
 
-    The downstream consumer is stopped, so a message in the queue proves the relay published it; rows
-    still unmarked at that moment are what it must publish again after the crash.
+    The downstream consumer is stopped, so a message in the queue proves the relay published it; an
+    event both in the queue and in a row still unmarked after the kill was caught between publish
+    and mark: the relay must publish it again, and the consumer's inbox must drop the copy.
     """
-    observed = []
+    caught: set[str] = set()
     with QueueWatch(fs.amqp_url) as watch:
         for _ in range(rounds):
             pending, queued = _pending(db_url), watch.depth(queue)
@@ -38,9 +42,28 @@ def _kill_mid_batch(fs, relay: str, db_url: str, queue: str, rounds: int) -> lis
                 assert time.monotonic() < deadline, f"{relay} published nothing in 60 s"
                 time.sleep(0.002)
             fs.services.kill9_process(relay)
-            observed.append((watch.depth(queue) - queued, _pending(db_url)))
+            queued_ids = set(peek_message_ids(fs.amqp_url, queue, limit=10_000))
+            unmarked = {
+                row[0] for row in query(db_url, "SELECT event_id FROM outbox WHERE published_at IS NULL")
+            }
+            caught |= queued_ids & unmarked
+            print(
+                f"{relay} killed: {len(queued_ids)} queued, {len(unmarked)} unmarked, {len(queued_ids & unmarked)} both"
+            )
     fs.services.start_process(relay)
-    return observed
+    return caught
+
+
+def _dropped_duplicates(fs, consumer: str, since: int) -> set[str]:
+    """Return the ids the consumer logged as dropped duplicates since the log offset `since`."""
+    dropped = set()
+    with fs.services.procs[consumer].log_path.open("rb") as log:
+        log.seek(since)
+        for line in log:
+            if b'"duplicate event ' in line:
+                with contextlib.suppress(ValueError):
+                    dropped.add(json.loads(line)["event_id"])
+    return dropped
 
 
 def test_main_relay_killed_mid_batch_republishes_and_admin_counts_each_like_once(fs):
@@ -53,14 +76,15 @@ def test_main_relay_killed_mid_batch_republishes_and_admin_counts_each_like_once
     assert result.statuses == {200: 400}, result.statuses
     assert _pending(fs.ep.main_db) >= 400
 
-    observed = _kill_mid_batch(fs, "main-relay", fs.ep.main_db, "admin", rounds=3)
-    assert observed, "the relay was never killed"
-    # Evidence the crash hit between publish and mark (the re-publish case), e.g. [(100, 400), ...].
-    print("main-relay kills (messages queued, rows still unmarked):", observed)
+    caught = _kill_mid_batch(fs, "main-relay", fs.ep.main_db, "admin", rounds=3)
+    assert caught, "no kill landed between publish and mark: the re-publish was not tested"
 
+    since = fs.services.procs["admin-consumer"].log_path.stat().st_size
     fs.services.start_process("admin-consumer")
     assert_converged(fs.ep, expected_likes=dict(result.accepted), services=fs.services)
     assert_no_event_lost(fs.ep)
+    # Per event: the copies the relay published again were dropped by admin's inbox.
+    assert caught <= _dropped_duplicates(fs, "admin-consumer", since), "a re-published event was not dropped"
 
 
 def test_admin_relay_killed_mid_batch_main_ends_with_the_latest_version(fs):
@@ -71,12 +95,13 @@ def test_admin_relay_killed_mid_batch_main_ends_with_the_latest_version(fs):
     for i in range(40):
         fs.admin.update(ids[i % 2], title=f"r{i}")
 
-    observed = _kill_mid_batch(fs, "admin-relay", fs.ep.admin_db, "main", rounds=3)
-    assert observed, "the relay was never killed"
-    print("admin-relay kills (messages queued, rows still unmarked):", observed)
+    caught = _kill_mid_batch(fs, "admin-relay", fs.ep.admin_db, "main", rounds=3)
+    assert caught, "no kill landed between publish and mark: the re-publish was not tested"
 
+    since = fs.services.procs["main-consumer"].log_path.stat().st_size
     fs.services.start_process("main-consumer")
     assert_converged(fs.ep, services=fs.services)
     assert_no_event_lost(fs.ep)
+    assert caught <= _dropped_duplicates(fs, "main-consumer", since), "a re-published event was not dropped"
     titles = {p["id"]: p["title"] for p in fs.shop.products()}
     assert (titles[ids[0]], titles[ids[1]]) == ("r38", "r39")

@@ -1,5 +1,8 @@
 """One topology declaration for both services (README: Topology)."""
 
+import time
+import uuid
+
 import pika
 import pytest
 from eventbus import connection
@@ -76,3 +79,37 @@ def test_a_queue_declared_by_an_earlier_version_is_refused_with_what_to_do(rabbi
     assert "README, Upgrading the broker topology" in connection.explain(refused.value)
     with pika.BlockingConnection(rabbit.params()) as conn:
         conn.channel().queue_delete(old.queue)
+
+
+def test_a_message_returned_past_the_delivery_limit_is_dead_lettered_not_dropped(rabbit):
+    # What a consumer crash loop would do to a message (before this core, a poison one took its
+    # whole prefetch window with it): each return counts, and past the explicit limit the queue
+    # dead-letters it, with the reason in x-death.
+    topo = Topology(
+        service=f"limit{uuid.uuid4().hex[:6]}", source_exchange="limit-src.events", binding_keys=("a.#",)
+    )
+    with pika.BlockingConnection(rabbit.params()) as conn:
+        channel = conn.channel()
+        topo.declare_all(channel)
+        channel.confirm_delivery()
+        channel.basic_publish(topo.source_exchange, "a.b", b"{}", pika.BasicProperties(message_id="m-1"))
+        returns = 0
+        deadline = time.monotonic() + 30
+        while True:
+            method, _, _ = channel.basic_get(topo.queue, auto_ack=False)
+            if method is None:
+                if channel.queue_declare(topo.dead_letter_queue, passive=True).method.message_count:
+                    break
+                assert time.monotonic() < deadline, "the message neither came back nor reached the DLQ"
+                time.sleep(0.05)
+                continue
+            channel.basic_reject(method.delivery_tag, requeue=True)
+            returns += 1
+            assert returns <= topo.delivery_limit + 1, "the delivery limit never applied"
+        method, properties, _ = channel.basic_get(topo.dead_letter_queue, auto_ack=True)
+        assert properties.message_id == "m-1"
+        death = properties.headers["x-death"][0]
+        assert (death["reason"], death["queue"]) == ("delivery_limit", topo.queue)
+        assert returns == topo.delivery_limit + 1  # the first delivery, then `limit` redeliveries
+        for queue in (topo.queue, topo.dead_letter_queue):
+            channel.queue_delete(queue)
