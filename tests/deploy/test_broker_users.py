@@ -112,7 +112,7 @@ def declared(provisioned: RabbitNode) -> RabbitNode:
     """Let each service declare its own topology as its own user (what relay and consumer do at start)."""
     for service in ("admin", "main"):
         with _connect(provisioned, service) as conn:
-            TOPOLOGIES[service].declare_all(conn.channel())
+            TOPOLOGIES[service].TOPOLOGY.declare_all(conn.channel())
     return provisioned
 
 
@@ -147,22 +147,22 @@ def test_a_service_publishes_to_its_exchange_and_consumes_its_queue(
         # The other service publishes an event that lands in this service's queue ...
         pub = pub_conn.channel()
         pub.confirm_delivery()
-        pub.basic_publish(other.EVENTS_EXCHANGE, "product.updated", b"{}", mandatory=True)
+        pub.basic_publish(other.TOPOLOGY.events_exchange, "product.updated", b"{}", mandatory=True)
         # ... and this one publishes to its own exchange and consumes its own queue.
         channel = conn.channel()
         channel.confirm_delivery()
-        channel.basic_publish(own.EVENTS_EXCHANGE, "product.updated", b"{}")
-        method, _, _ = channel.basic_get(own.QUEUE, auto_ack=True)
-        assert method is not None, f"nothing in queue {own.QUEUE}"
+        channel.basic_publish(own.TOPOLOGY.events_exchange, "product.updated", b"{}")
+        method, _, _ = channel.basic_get(own.TOPOLOGY.queue, auto_ack=True)
+        assert method is not None, f"nothing in queue {own.TOPOLOGY.queue}"
         # Its dead letters are its own to list.
-        channel.queue_declare(own.DEAD_LETTER_QUEUE, passive=True)
-        channel.basic_get(own.DEAD_LETTER_QUEUE, auto_ack=False)
+        channel.queue_declare(own.TOPOLOGY.dead_letter_queue, passive=True)
+        channel.basic_get(own.TOPOLOGY.dead_letter_queue, auto_ack=False)
 
 
 @pytest.mark.parametrize("service", ["admin", "main"])
 def test_a_service_cannot_consume_the_other_services_queue(declared: RabbitNode, service: str) -> None:
     other = TOPOLOGIES[OTHER[service]]
-    for queue in (other.QUEUE, other.DEAD_LETTER_QUEUE):
+    for queue in (other.TOPOLOGY.queue, other.TOPOLOGY.dead_letter_queue):
         with _connect(declared, service) as conn:
             channel = conn.channel()
             with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
@@ -176,16 +176,16 @@ def test_a_service_cannot_reconfigure_the_other_services_queue(declared: RabbitN
     with _connect(declared, service) as conn:
         channel = conn.channel()
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
-            channel.queue_delete(other.QUEUE)
+            channel.queue_delete(other.TOPOLOGY.queue)
         assert info.value.reply_code == 403, info.value
 
 
 # Where a service might publish into the other's flow: its events exchange; the default exchange,
 # which routes to every queue by name (a grant on it would reach them all); its redrive exchange.
 PUBLISH_TARGETS = {
-    "events exchange": lambda other: (other.EVENTS_EXCHANGE, "product.updated"),
-    "default exchange by queue name": lambda other: ("", other.QUEUE),
-    "redrive exchange": lambda other: (other.REDRIVE_EXCHANGE, "product.updated"),
+    "events exchange": lambda other: (other.TOPOLOGY.events_exchange, "product.updated"),
+    "default exchange by queue name": lambda other: ("", other.TOPOLOGY.queue),
+    "redrive exchange": lambda other: (other.TOPOLOGY.redrive_exchange, "product.updated"),
 }
 
 
@@ -212,13 +212,13 @@ def test_dlq_redrive_puts_a_dead_letter_back_through_the_services_own_redrive_ex
     event_id = str(uuid.uuid4())
     with _connect(declared, OTHER[service]) as pub_conn, _connect(declared, service) as conn:
         channel = conn.channel()
-        channel.queue_purge(own.QUEUE)
-        channel.queue_purge(own.DEAD_LETTER_QUEUE)
+        channel.queue_purge(own.TOPOLOGY.queue)
+        channel.queue_purge(own.TOPOLOGY.dead_letter_queue)
         # The other service's event reaches this service's queue, which rejects it into its DLQ.
         pub = pub_conn.channel()
         pub.confirm_delivery()
         pub.basic_publish(
-            other.EVENTS_EXCHANGE,
+            other.TOPOLOGY.events_exchange,
             "product.updated",
             b'{"probe": true}',
             pika.BasicProperties(
@@ -229,10 +229,10 @@ def test_dlq_redrive_puts_a_dead_letter_back_through_the_services_own_redrive_ex
             ),
             mandatory=True,
         )
-        method, _, _ = channel.basic_get(own.QUEUE, auto_ack=False)
-        assert method is not None, f"nothing in queue {own.QUEUE}"
+        method, _, _ = channel.basic_get(own.TOPOLOGY.queue, auto_ack=False)
+        assert method is not None, f"nothing in queue {own.TOPOLOGY.queue}"
         channel.basic_nack(method.delivery_tag, requeue=False)
-        _wait_for_depth(channel, own.DEAD_LETTER_QUEUE, 1)
+        _wait_for_depth(channel, own.TOPOLOGY.dead_letter_queue, 1)
 
         # The service's own `dlq redrive`, as its own least-privileged user.
         cwd, command = REDRIVE_COMMANDS[service]
@@ -247,11 +247,11 @@ def test_dlq_redrive_puts_a_dead_letter_back_through_the_services_own_redrive_ex
         )
         assert res.returncode == 0, f"{service} dlq redrive failed:\n{res.stdout}\n{res.stderr}"
 
-        _wait_for_depth(channel, own.QUEUE, 1)
-        assert _depth(channel, own.DEAD_LETTER_QUEUE) == 0
-        method, props, body = channel.basic_get(own.QUEUE, auto_ack=True)
-        assert method is not None, f"nothing redriven into {own.QUEUE}"
-        assert method.exchange == own.REDRIVE_EXCHANGE
+        _wait_for_depth(channel, own.TOPOLOGY.queue, 1)
+        assert _depth(channel, own.TOPOLOGY.dead_letter_queue) == 0
+        method, props, body = channel.basic_get(own.TOPOLOGY.queue, auto_ack=True)
+        assert method is not None, f"nothing redriven into {own.TOPOLOGY.queue}"
+        assert method.exchange == own.TOPOLOGY.redrive_exchange
         assert method.routing_key == "product.updated"
         assert (props.message_id, props.type, body) == (event_id, "product.updated", b'{"probe": true}')
         assert props.headers["traceparent"] == TRACEPARENT

@@ -242,22 +242,22 @@ def test_each_service_publishes_and_consumes_over_amqps(
 
     with pika.BlockingConnection(_params(consumer, url, pki.ca)) as sub_conn:
         sub = sub_conn.channel()
-        sub_topology.declare_all(sub)
-        sub.queue_purge(sub_topology.QUEUE)
+        sub_topology.TOPOLOGY.declare_all(sub)
+        sub.queue_purge(sub_topology.TOPOLOGY.queue)
         with pika.BlockingConnection(params) as pub_conn:
             pub = pub_conn.channel()
             pub.confirm_delivery()
-            pub_topology.declare_all(pub)
+            pub_topology.TOPOLOGY.declare_all(pub)
             event_id = str(uuid.uuid4())
             body = json.dumps({"id": event_id, "type": "product.updated", "producer": publisher})
             pub.basic_publish(
-                pub_topology.EVENTS_EXCHANGE,
+                pub_topology.TOPOLOGY.events_exchange,
                 "product.updated",
                 body.encode(),
                 pika.BasicProperties(message_id=event_id, delivery_mode=2, content_type="application/json"),
                 mandatory=True,
             )
-        props, received = _consume_one(sub, sub_topology.QUEUE)
+        props, received = _consume_one(sub, sub_topology.TOPOLOGY.queue)
     assert props.message_id == event_id
     assert json.loads(received)["producer"] == publisher
 

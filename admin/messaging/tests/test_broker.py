@@ -41,7 +41,7 @@ def rabbit():
 def channel(rabbit):
     connection = pika.BlockingConnection(rabbit.params())
     ch = connection.channel()
-    topology.declare_all(ch)
+    topology.TOPOLOGY.declare_all(ch)
     yield ch
     if connection.is_open:
         connection.close()

@@ -17,7 +17,7 @@ class RecordingChannel:
 
 def test_consumer_side_matches_the_spec():
     channel = RecordingChannel()
-    topology.declare_consumer(channel)
+    topology.TOPOLOGY.declare_consumer(channel)
     assert (
         "exchange_declare",
         {"exchange": "main.events", "exchange_type": "topic", "durable": True},
@@ -63,7 +63,7 @@ def test_consumer_side_matches_the_spec():
 
 def test_publisher_side_declares_admin_events():
     channel = RecordingChannel()
-    topology.declare_all(channel)
+    topology.TOPOLOGY.declare_all(channel)
     assert channel.calls[0] == (
         "exchange_declare",
         {"exchange": "admin.events", "exchange_type": "topic", "durable": True},

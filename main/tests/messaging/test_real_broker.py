@@ -133,9 +133,9 @@ def wait_for(predicate, timeout=45, what="condition", worker=None):
 
 def collecting_queue(channel, name):
     """Declare a classic durable queue bound to main.events that collects everything main publishes."""
-    topology.declare_publisher(channel)
+    topology.TOPOLOGY.declare_publisher(channel)
     channel.queue_declare(name, durable=True)
-    channel.queue_bind(name, topology.EVENTS_EXCHANGE, "product.#")
+    channel.queue_bind(name, topology.TOPOLOGY.events_exchange, "product.#")
 
 
 def drain(channel, queue):
@@ -176,7 +176,7 @@ def pending(app):
     return n
 
 
-def publish_admin(channel, env, *, body=None, message_id="same", exchange=topology.SOURCE_EXCHANGE):
+def publish_admin(channel, env, *, body=None, message_id="same", exchange=topology.TOPOLOGY.source_exchange):
     channel.basic_publish(
         exchange,
         env["type"],
@@ -197,7 +197,7 @@ def test_relay_publishes_with_confirms_and_retries_returns(broker_app, rabbit, a
     publisher = AmqpPublisher(topology.connection_parameters(rabbit.url), topology.TOPOLOGY)
     publisher.connect()
     try:
-        amqp.exchange_delete(topology.EVENTS_EXCHANGE)  # no queue bound: everything is returned
+        amqp.exchange_delete(topology.TOPOLOGY.events_exchange)  # no queue bound: everything is returned
         publisher.close()
         publisher.connect()
         (unroutable,) = add_likes(broker_app, 1)
@@ -236,9 +236,9 @@ def test_relay_publishes_with_confirms_and_retries_returns(broker_app, rabbit, a
 
 
 def test_consumer_applies_dedupes_and_dead_letters(broker_app, rabbit, amqp, tmp_path, workers):
-    topology.declare_consumer(amqp)
-    amqp.queue_purge(topology.QUEUE)
-    amqp.queue_purge(topology.DEAD_LETTER_QUEUE)
+    topology.TOPOLOGY.declare_consumer(amqp)
+    amqp.queue_purge(topology.TOPOLOGY.queue)
+    amqp.queue_purge(topology.TOPOLOGY.dead_letter_queue)
     amqp.confirm_delivery()
     create = admin_event("product.created", {"id": 1, "title": "Mug", "image": "", "version": 1})
     update_ = admin_event("product.updated", {"id": 1, "title": "Big mug", "image": "", "version": 2})
@@ -271,11 +271,11 @@ def test_consumer_applies_dedupes_and_dead_letters(broker_app, rabbit, amqp, tmp
         worker=consumer,
     )
     wait_for(
-        lambda: count(amqp, topology.DEAD_LETTER_QUEUE) == 1,
+        lambda: count(amqp, topology.TOPOLOGY.dead_letter_queue) == 1,
         what="poison dead-lettered",
         worker=consumer,
     )
-    wait_for(lambda: count(amqp, topology.QUEUE) == 0, what="queue drained", worker=consumer)
+    wait_for(lambda: count(amqp, topology.TOPOLOGY.queue) == 0, what="queue drained", worker=consumer)
 
     def metrics_once_counted():
         text = consumer.metrics()
@@ -289,21 +289,21 @@ def test_consumer_applies_dedupes_and_dead_letters(broker_app, rabbit, amqp, tmp
     # dlq list looks without taking; a valid dead letter is redriven to admin.events and applied.
     assert dlq_command(broker_app, "list", 10) == 1
     # The quorum queue takes the returned message back asynchronously.
-    wait_for(lambda: count(amqp, topology.DEAD_LETTER_QUEUE) == 1, what="listed message back")
+    wait_for(lambda: count(amqp, topology.TOPOLOGY.dead_letter_queue) == 1, what="listed message back")
     assert dlq_command(broker_app, "list", 10) == 1
-    wait_for(lambda: count(amqp, topology.DEAD_LETTER_QUEUE) == 1, what="listed message back")
+    wait_for(lambda: count(amqp, topology.TOPOLOGY.dead_letter_queue) == 1, what="listed message back")
     assert dlq_command(broker_app, "purge", 10) == 1
-    assert count(amqp, topology.DEAD_LETTER_QUEUE) == 0
+    assert count(amqp, topology.TOPOLOGY.dead_letter_queue) == 0
     late = admin_event("product.created", {"id": 5, "title": "Lamp", "image": "", "version": 1})
-    publish_admin(amqp, late, exchange=topology.DEAD_LETTER_EXCHANGE)
-    wait_for(lambda: count(amqp, topology.DEAD_LETTER_QUEUE) == 1, what="dead letter parked")
+    publish_admin(amqp, late, exchange=topology.TOPOLOGY.dead_letter_exchange)
+    wait_for(lambda: count(amqp, topology.TOPOLOGY.dead_letter_queue) == 1, what="dead letter parked")
     assert dlq_command(broker_app, "redrive", 10) == 1
     wait_for(
         lambda: _product(broker_app, 5) == ("Lamp", 1),
         what="redriven event applied",
         worker=consumer,
     )
-    assert count(amqp, topology.DEAD_LETTER_QUEUE) == 0
+    assert count(amqp, topology.TOPOLOGY.dead_letter_queue) == 0
 
     assert consumer.stop() == 0
     assert '"message": "consumer stopped"' in consumer.output()
@@ -312,8 +312,8 @@ def test_consumer_applies_dedupes_and_dead_letters(broker_app, rabbit, amqp, tmp
 def test_relay_and_consumer_survive_a_broker_restart(broker_app, rabbit, amqp, tmp_path, workers):
     collecting_queue(amqp, "relay-restart")
     amqp.queue_purge("relay-restart")
-    topology.declare_consumer(amqp)
-    amqp.queue_purge(topology.QUEUE)
+    topology.TOPOLOGY.declare_consumer(amqp)
+    amqp.queue_purge(topology.TOPOLOGY.queue)
     wake_port = free_udp_port()
     relay = Worker(
         "relay-outbox",

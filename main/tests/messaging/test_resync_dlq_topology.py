@@ -75,7 +75,7 @@ def test_topology_matches_the_spec():
         def __getattr__(self, name):
             return lambda *a, **kw: calls.append((name, kw))
 
-    topology.declare_all(Recorder())
+    topology.TOPOLOGY.declare_all(Recorder())
 
     assert (
         "exchange_declare",
