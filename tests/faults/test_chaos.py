@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pytest
 import requests
 
 from faults.support import (
@@ -246,6 +247,7 @@ def _dropped_duplicates(fs, offsets: dict[str, int]) -> int:
     return dropped
 
 
+@pytest.mark.timeout(CHAOS_SECONDS + 600)  # the chaos, then settling and the checks
 def test_chaos_with_a_ledger(fs):
     rng = random.Random(SEED)
     print(f"\nchaos: {CHAOS_SECONDS:.0f} s, seed {SEED} (CHAOS_SEED={SEED} replays the choices)")
