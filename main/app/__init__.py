@@ -56,7 +56,17 @@ def create_app(test_config=None):
         use_immediate_transactions(db.engine)
         db_metrics.instrument(db.engine, tables=db.metadata.tables)
     from app.api.errors import register_error_handlers
+    from app.api.guard import limiter
     from app.api.routes import ProductIdConverter, bp
+
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client address and scheme the proxy saw: rate limits key on the first, Secure
+        # cookies follow the second. Only as many hops as there are proxies in front of us.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+    limiter.init_app(app)
 
     app.url_map.converters["product_id"] = ProductIdConverter
     register_error_handlers(app)

@@ -17,12 +17,16 @@ REPO_DIR = BASE_DIR.parent
 DEFAULT_SQLITE_URL = f"sqlite:///{REPO_DIR / 'var' / 'main.sqlite3'}"
 INSECURE_DEV_SECRET_KEY = "insecure-dev-only-secret-key-change-me"  # noqa: S105 - refused in production
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-# Shopper cookies live two years: the identity only keys likes, it grants nothing else.
-SHOPPER_COOKIE_MAX_AGE = 2 * 365 * 24 * 3600
+# Shopper cookies expire 90 days after they were last signed (app.api.shopper refreshes them daily).
+SHOPPER_COOKIE_MAX_AGE = 90 * 24 * 3600
 
 
 class ConfigError(RuntimeError):
     """Raised when required settings are missing in production."""
+
+
+def _flag(value):
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _csv(value):
@@ -78,9 +82,19 @@ def load_config(environ=None):
         missing = [name for name in ("SECRET_KEY", "RABBITMQ_URL") if not env.get(name)]
         if not env.get("DATABASE_URL") and not env.get("DB_SECRET_NAME"):
             missing.append("DATABASE_URL (or DB_SECRET_NAME)")
+        if not env.get("RATE_LIMIT_STORAGE_URI") and not _flag(env.get("RATE_LIMITS_OFF")):
+            missing.append("RATE_LIMIT_STORAGE_URI (a store all workers share, e.g. redis://redis:6379/0)")
         if missing:
             raise ConfigError("missing required settings for APP_ENV=production: " + ", ".join(missing))
+        weak = runtime.weak_secret_problems(
+            {name: env.get(name, "") for name in ("SECRET_KEY", "RABBITMQ_URL", "DATABASE_URL")}
+        )
+        if _flag(env.get("FLASK_DEBUG")):
+            weak.append("FLASK_DEBUG is on: the debugger runs code for anyone who can reach it")
+        if weak:
+            raise ConfigError("APP_ENV=production refuses to start: " + "; ".join(weak))
 
+    rate_limit_storage = env.get("RATE_LIMIT_STORAGE_URI") or "memory://"
     database_url, source = resolve_database_url(env, default=None if production else DEFAULT_SQLITE_URL)
     if database_url is None:
         raise ConfigError("no database: DB_SECRET_NAME lookup failed and DATABASE_URL is not set")
@@ -110,6 +124,14 @@ def load_config(environ=None):
         "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         # Likes carry no body; anything large is refused before it is read.
         "MAX_CONTENT_LENGTH": 64 * 1024,
-        "SHOPPER_COOKIE_SECURE": env.get("SHOPPER_COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
+        "SHOPPER_COOKIE_SECURE": _flag(env.get("SHOPPER_COOKIE_SECURE")) or _flag(env.get("HTTPS_ONLY")),
+        "SHOPPER_COOKIE_MAX_AGE": int(env.get("SHOPPER_COOKIE_DAYS") or 90) * 24 * 3600,
+        # app.api.guard: per-client limits (limits' notation, ";" between several), shared store.
+        "LIKES_RATE_LIMIT": env.get("LIKES_RATE_LIMIT") or "60 per minute",
+        "NEW_SHOPPER_RATE_LIMIT": env.get("NEW_SHOPPER_RATE_LIMIT") or "10 per minute",
+        "RATELIMIT_STORAGE_URI": rate_limit_storage,
+        "RATELIMIT_ENABLED": not _flag(env.get("RATE_LIMITS_OFF")),
+        # How many proxies in front of this service to trust for X-Forwarded-For/-Proto (ProxyFix).
+        "TRUSTED_PROXY_HOPS": int(env.get("TRUSTED_PROXY_HOPS") or 0),
         "JSON_SORT_KEYS": False,
     }

@@ -53,6 +53,9 @@ def make_app(database_url, **extra):
         "OUTBOX_WAKEUP_ADDR": "",
         # Unroutable broker: readiness reports it down without waiting long.
         "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1/%2F",
+        # Tests make many likes from one address; tests/api/test_guard.py tests the real budgets.
+        "LIKES_RATE_LIMIT": "100000 per minute",
+        "NEW_SHOPPER_RATE_LIMIT": "100000 per minute",
         **extra,
     }
     app = create_app(config)

@@ -33,18 +33,21 @@ def test_production_lists_every_missing_setting():
         assert name in message
 
 
-def test_production_with_everything_set():
-    config = load_config(
-        {
-            "APP_ENV": "production",
-            "SECRET_KEY": "s3cret",
-            "RABBITMQ_URL": "amqps://u:p@mq.example:5671/%2F",
-            "DATABASE_URL": "mysql://u:p@db:3306/main",
-            "CORS_ALLOWED_ORIGINS": "https://a.example, https://b.example",
-        }
-    )
+STRONG_KEY = "k7Hq2vR9xLmP4wZs8NcT1bYf6GdJ3aEu5oKi0rWnVyXpQeMlBhCg"  # pragma: allowlist secret
+PRODUCTION = {
+    "APP_ENV": "production",
+    "SECRET_KEY": STRONG_KEY,
+    "RABBITMQ_URL": "amqps://u:p@mq.example:5671/%2F",  # pragma: allowlist secret
+    "DATABASE_URL": "mysql://u:p@db:3306/main",  # pragma: allowlist secret
+    "RATE_LIMIT_STORAGE_URI": "redis://redis:6379/0",
+}
 
-    assert config["SECRET_KEY"] == "s3cret"
+
+def test_production_with_everything_set():
+    config = load_config({**PRODUCTION, "CORS_ALLOWED_ORIGINS": "https://a.example, https://b.example"})
+
+    assert config["SECRET_KEY"] == STRONG_KEY
+    assert config["RATELIMIT_STORAGE_URI"] == "redis://redis:6379/0"
     assert config["SQLALCHEMY_DATABASE_URI"] == "mysql+pymysql://u:p@db:3306/main?charset=utf8mb4"
     # No ping on every checkout: app.db_pool pings only connections that sat idle.
     assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is False
@@ -58,6 +61,46 @@ def test_create_app_refuses_production_without_settings(monkeypatch):
 
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         create_app()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("SECRET_KEY", "change-me-long-random-string", "placeholder"),
+        ("SECRET_KEY", "insecure-dev-only-secret-key-change-me", "placeholder"),
+        ("SECRET_KEY", "s3cret", "too weak"),
+        ("SECRET_KEY", "a" * 60, "too weak"),
+        (
+            "RABBITMQ_URL",
+            "amqp://main-svc:change-me@rabbitmq:5672/%2F",  # pragma: allowlist secret
+            "placeholder",
+        ),
+        ("DATABASE_URL", "mysql://main:change-me@db/main", "placeholder"),  # pragma: allowlist secret
+        ("FLASK_DEBUG", "1", "FLASK_DEBUG"),
+    ],
+)
+def test_production_refuses_weak_secrets_and_names_them(name, value, says):
+    with pytest.raises(ConfigError) as excinfo:
+        load_config({**PRODUCTION, name: value})
+
+    message = str(excinfo.value)
+    assert name in message and says in message
+    if name != "FLASK_DEBUG":
+        assert value not in message  # the value itself is never logged
+
+
+def test_production_needs_a_shared_rate_limit_store():
+    env = {key: value for key, value in PRODUCTION.items() if key != "RATE_LIMIT_STORAGE_URI"}
+    with pytest.raises(ConfigError, match="RATE_LIMIT_STORAGE_URI"):
+        load_config(env)
+    assert load_config({**env, "RATE_LIMITS_OFF": "1"})["RATELIMIT_ENABLED"] is False
+
+
+def test_development_keeps_its_defaults():
+    config = load_config({})
+    assert config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert config["SHOPPER_COOKIE_SECURE"] is False
+    assert load_config({"HTTPS_ONLY": "1"})["SHOPPER_COOKIE_SECURE"] is True
 
 
 def test_unknown_app_env_is_refused():

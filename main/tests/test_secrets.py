@@ -100,7 +100,8 @@ def test_secret_failure_without_fallback_is_a_config_error(aws):
         load_config(
             {
                 "APP_ENV": "production",
-                "SECRET_KEY": "k",
+                "SECRET_KEY": "k7Hq2vR9xLmP4wZs8NcT1bYf6GdJ3aEu5oKi0rWnVyXpQeMlBhCg",  # pragma: allowlist secret
+                "RATE_LIMIT_STORAGE_URI": "memory://",
                 "RABBITMQ_URL": "amqp://x",
                 "DB_SECRET_NAME": "main/missing",
                 "AWS_REGION": "eu-west-1",

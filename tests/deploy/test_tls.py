@@ -12,9 +12,7 @@ a RabbitMQ node serves AMQP over TLS with it. Then:
 
 from __future__ import annotations
 
-import datetime
 import importlib.util
-import ipaddress
 import json
 import logging
 import ssl
@@ -27,11 +25,10 @@ from types import ModuleType
 import pika
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 from faults.support import AdminApi, Shop
 
+from harness.pki import make_ca, make_server_cert, pem_key
 from harness.polling import eventually
 from harness.servers import MariaDB, RabbitNode, free_port
 from harness.services import ADMIN_DIR, MAIN_DIR, ServiceSet
@@ -51,82 +48,6 @@ class Pki:
     server_key: Path
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-
-
-def make_ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """Return the key and self-signed certificate of a CA valid for one day."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def make_server_cert(
-    ca_key: ec.EllipticCurvePrivateKey,
-    ca_cert: x509.Certificate,
-    dns_names: list[str],
-    ip_addresses: tuple[str, ...] = (),
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """Return the key and CA-signed certificate of a TLS server for the given names."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    san = [x509.DNSName(n) for n in dns_names] + [
-        x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses
-    ]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(dns_names[0]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, cert
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """Write a CA, an unrelated CA and a server certificate for "localhost" (DNS name only)."""
@@ -139,7 +60,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.untrusted_ca.write_bytes(other_ca_cert.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    files.server_key.write_bytes(_pem_key(server_key))
+    files.server_key.write_bytes(pem_key(server_key))
     files.server_key.chmod(0o600)
     return files
 

@@ -8,7 +8,9 @@ are only ever needed by tests, so they live here.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -260,3 +262,121 @@ class Prometheus(ManagedServer):
         req = urllib.request.Request(f"{self.url}/-/reload", method="POST")
         with urllib.request.urlopen(req, timeout=10):
             pass
+
+
+class Redis(ManagedServer):
+    """A Redis server (Debian's redis-server) on a free loopback port, nothing persisted."""
+
+    def __init__(self, base: str | Path | None = None) -> None:
+        if not shutil.which("redis-server"):
+            raise ServerNotInstalled("redis-server not installed: run `apt-get install redis-server` as root")
+        super().__init__(base, "redis-")
+        self.port = free_port()
+
+    def __repr__(self) -> str:
+        return f"Redis(port={self.port}, dir={self.dir})"
+
+    @property
+    def url(self) -> str:
+        """Return the redis:// URL of database 0."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 30) -> Redis:
+        """Start redis-server and wait until it answers PING."""
+        self._spawn(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+        )
+        deadline = time.monotonic() + timeout
+        while not self.ping():
+            if not self.running or time.monotonic() > deadline:
+                self.kill9()
+                raise ServerError(f"redis-server did not start.\n{tail(self.dir / 'stdout.log')}")
+            time.sleep(0.05)
+        return self
+
+    def ping(self) -> bool:
+        """Return True when the server answers PING."""
+        return self.command("PING") == "+PONG"
+
+    def command(self, *args: str) -> str:
+        """Send one command (RESP) and return the first line of the reply, or '' when unreachable."""
+        payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                sock.sendall(payload.encode())
+                return sock.recv(65536).decode(errors="replace").split("\r\n", 1)[0]
+        except OSError:
+            return ""
+
+
+class Nginx(ManagedServer):
+    """Debian's nginx with one http-level config file (server blocks, maps, zones) in a temp prefix."""
+
+    def __init__(self, http_config: str, base: str | Path | None = None) -> None:
+        if not Path("/usr/sbin/nginx").exists() and not shutil.which("nginx"):
+            raise ServerNotInstalled("nginx not installed: run `apt-get install nginx` as root")
+        super().__init__(base, "nginx-")
+        for sub in ("logs", "tmp"):
+            (self.dir / sub).mkdir(exist_ok=True)
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        (self.dir / "server.conf").write_text(http_config)
+        (self.dir / "nginx.conf").write_text(
+            f"{user}worker_processes 1;\npid {self.dir}/nginx.pid;\nerror_log {self.dir}/logs/error.log info;\n"
+            "events { worker_connections 512; }\n"
+            "http {\n"
+            "    include /etc/nginx/mime.types;\n"
+            f"    access_log {self.dir}/logs/access.log;\n"
+            f"    client_body_temp_path {self.dir}/tmp/body;\n"
+            f"    proxy_temp_path {self.dir}/tmp/proxy;\n"
+            f"    fastcgi_temp_path {self.dir}/tmp/fastcgi;\n"
+            f"    uwsgi_temp_path {self.dir}/tmp/uwsgi;\n"
+            f"    scgi_temp_path {self.dir}/tmp/scgi;\n"
+            f"    include {self.dir}/server.conf;\n"
+            "}\n"
+        )
+
+    def __repr__(self) -> str:
+        return f"Nginx(dir={self.dir})"
+
+    def _argv(self, *extra: str) -> list[str]:
+        binary = "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "nginx"
+        return [
+            binary,
+            "-p",
+            str(self.dir),
+            "-c",
+            str(self.dir / "nginx.conf"),
+            "-e",
+            str(self.dir / "logs/error.log"),
+            *extra,
+        ]
+
+    def check(self) -> None:
+        """Run `nginx -t` on the config; ServerError with nginx's message when it is refused."""
+        result = subprocess.run(self._argv("-t"), capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise ServerError(f"nginx -t refused the config:\n{result.stderr}")
+
+    def start(self, port: int, timeout: float = 30) -> Nginx:
+        """Check the config, start nginx in the foreground and wait until port accepts connections."""
+        self.check()
+        self._spawn(self._argv("-g", "daemon off;"))
+        deadline = time.monotonic() + timeout
+        while not port_open(port):
+            if not self.running or time.monotonic() > deadline:
+                self.kill9()
+                raise ServerError(f"nginx did not start.\n{tail(self.dir / 'logs/error.log')}")
+            time.sleep(0.05)
+        return self

@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from eventbus.runtime import Backoff, StopSignal, database_timeouts, metrics_port
+from eventbus.runtime import Backoff, StopSignal, database_timeouts, metrics_port, weak_secret_problems
 
 
 def test_backoff_doubles_to_its_cap_and_resets():
@@ -68,3 +68,23 @@ def test_database_timeouts_default_to_below_the_broker_heartbeat_and_can_be_rais
     for bad in ("soon", "0", "-1", "1.5"):
         with pytest.raises(ValueError, match="DATABASE_TIMEOUT_SECONDS"):
             database_timeouts({"DATABASE_TIMEOUT_SECONDS": bad})
+
+
+def test_weak_secret_problems_name_the_variable_never_the_value():
+    strong = "k7Hq2vR9xLmP4wZs8NcT1bYf6GdJ3aEu5oKi0rWnVyXpQeMlBhCg"  # pragma: allowlist secret
+    assert weak_secret_problems({"SECRET_KEY": strong, "DATABASE_URL": "mysql://u:p@db/x", "EMPTY": ""}) == []
+
+    problems = weak_secret_problems(
+        {
+            "SECRET_KEY": "change-me-long-random-string",
+            "OTHER_KEY": "short",
+            "RABBITMQ_URL": "amqp://svc:CHANGEME@mq/%2F",  # pragma: allowlist secret
+            "DATABASE_URL": "mysql://u:p@db/x",  # pragma: allowlist secret
+        },
+        signing_keys=("SECRET_KEY", "OTHER_KEY"),
+    )
+
+    assert [problem.split()[0] for problem in problems] == ["SECRET_KEY", "OTHER_KEY", "RABBITMQ_URL"]
+    assert "placeholder" in problems[0] and "too weak" in problems[1] and "placeholder" in problems[2]
+    assert not any("CHANGEME" in problem or "short" in problem.split(" is ")[0] for problem in problems)
+    assert weak_secret_problems({"SECRET_KEY": "ab" * 40}) != []  # long but only two different characters

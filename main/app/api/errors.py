@@ -31,6 +31,9 @@ def handle_http_exception(exc):
     response = error_response(exc.code or 500, error_code(exc), exc.description)
     if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
         response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    for name, value in exc.get_headers():
+        if name == "Retry-After":
+            response.headers[name] = value
     return response
 
 

@@ -5,11 +5,14 @@ import copy
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _error(description):
-    return {
+def _error(description, headers=None):
+    response = {
         "description": description,
         "content": {"application/json": {"schema": _ERROR}},
     }
+    if headers:
+        response["headers"] = headers
+    return response
 
 
 def _json(description, schema, headers=None):
@@ -28,6 +31,9 @@ _SET_COOKIE = {
         "schema": {"type": "string"},
         "required": False,
     }
+}
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}},
 }
 _SHOPPER_COOKIE = {
     "name": "shopper",
@@ -56,9 +62,19 @@ def _like_operation(summary, operation_id, ok, not_found):
         "responses": {
             "200": _json(ok, {"$ref": "#/components/schemas/LikeResult"}, _SET_COOKIE),
             "400": _error("Already liked (`already_liked`) or a request body was sent (`unexpected_body`)."),
+            "403": _error(
+                "A cross-site request (`cross_site`): likes come only from the shop's own pages "
+                "(Sec-Fetch-Site / Origin) or an origin in CORS_ALLOWED_ORIGINS."
+            ),
             "404": _error(not_found),
             "405": _error("Method not allowed."),
             "413": _error("Request body too large."),
+            "429": _error(
+                "Rate limited (`too_many_requests`): too many likes from this address "
+                "(LIKES_RATE_LIMIT), or no cookie and too many new shoppers from it "
+                "(NEW_SHOPPER_RATE_LIMIT).",
+                _RETRY_AFTER,
+            ),
         },
     }
 

@@ -8,6 +8,7 @@ from werkzeug.routing import IntegerConverter
 from app import services
 from app.api.docs import DOCS_HTML, swagger_ui_dist
 from app.api.errors import error_response
+from app.api.guard import cross_site_refusal, likes_limit
 from app.api.openapi import openapi_document
 from app.api.shopper import current_shopper, set_shopper_cookie
 
@@ -28,7 +29,12 @@ bp.after_request(set_shopper_cookie)
 
 
 def _reject_body():
-    """Return a 400/413 response when a request that takes no body carries one, else None."""
+    """Return a 403 for a cross-site write, a 400/413 when a request that takes no body carries one, else None."""
+    refusal = cross_site_refusal()
+    if refusal is not None:
+        return error_response(
+            403, "cross_site", f"Likes come only from this shop's own pages, not {refusal}."
+        )
     length = request.content_length
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if length and length > current_app.config["MAX_CONTENT_LENGTH"]:
@@ -45,12 +51,13 @@ def list_products():
 
 
 @bp.post("/products/<product_id:product_id>/like")
+@likes_limit
 def like_product(product_id):
     """Like a product as this shopper."""
     rejected = _reject_body()
     if rejected is not None:
         return rejected
-    shopper_id = current_shopper(request)
+    shopper_id = current_shopper(request, write=True)
     try:
         result = services.like(shopper_id, product_id)
     except services.ProductNotFound:
@@ -62,12 +69,13 @@ def like_product(product_id):
 
 
 @bp.delete("/products/<product_id:product_id>/like")
+@likes_limit
 def unlike_product(product_id):
     """Withdraw this shopper's like of a product."""
     rejected = _reject_body()
     if rejected is not None:
         return rejected
-    shopper_id = current_shopper(request)
+    shopper_id = current_shopper(request, write=True)
     try:
         result = services.unlike(shopper_id, product_id)
     except services.ProductNotFound:

@@ -119,3 +119,32 @@ def database_timeouts(environ=None) -> dict[str, int]:
         "read_timeout": seconds,
         "write_timeout": seconds,
     }
+
+
+# Production refuses these (README: Security): values copied from .env.example or a development
+# default, anywhere in a secret or in a URL that carries one, and signing keys too short to guess.
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "insecure-dev", "django-insecure")
+MIN_SECRET_KEY_LENGTH = 50
+
+
+def weak_secret_problems(values, signing_keys=("SECRET_KEY",)) -> list[str]:
+    """Return one message per weak setting in values (name -> value); empty when all are fit for production.
+
+    A value holding a placeholder marker is refused whatever its kind; a signing key must also
+    have at least MIN_SECRET_KEY_LENGTH characters, five of them different (Django's own rule).
+    The messages name the variable, never its value.
+    """
+    problems = []
+    for name, value in values.items():
+        if not value:
+            continue
+        lowered = value.lower()
+        marker = next((m for m in PLACEHOLDER_MARKERS if m in lowered), None)
+        if marker:
+            problems.append(f"{name} holds the placeholder {marker!r}: set a real secret")
+        elif name in signing_keys and (len(value) < MIN_SECRET_KEY_LENGTH or len(set(value)) < 5):
+            problems.append(
+                f"{name} is too weak: use at least {MIN_SECRET_KEY_LENGTH} random characters "
+                "(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')"
+            )
+    return problems
