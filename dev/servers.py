@@ -49,6 +49,11 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default
 
 
+# Every port free_port() returned in this process: a test session starts many servers, and two
+# that are given the same still-unbound port would collide when the second one binds it.
+_GIVEN: set[int] = set()
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """Return a port on 127.0.0.1 that is free right now (TCP by default, UDP with SOCK_DGRAM).
 
@@ -60,11 +65,14 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     rng = random.Random()
     for _ in range(200):
         port = rng.randrange(20000, max(20001, low))
+        if port in _GIVEN:  # handed out already: its server may just not have bound it yet
+            continue
         with socket.socket(socket.AF_INET, kind) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _GIVEN.add(port)
             return port
     with socket.socket(socket.AF_INET, kind) as s:  # a crowded range: let the kernel pick
         s.bind(("127.0.0.1", 0))

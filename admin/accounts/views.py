@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth.signals import user_logged_in
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
@@ -16,6 +17,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.security import (
+    ExpiringTokenAuthentication,
+    is_locked_out,
+    lockout_response,
+    token_expired,
+    token_expires_at,
+)
 from config.api import error_response
 from products.views import ErrorSerializer
 
@@ -50,6 +58,13 @@ MeSerializer = inline_serializer(
     },
 )
 BAD_CREDENTIALS = "Invalid username or password, or the user is not staff."
+LOCKED_OUT_RESPONSE = OpenApiResponse(
+    ErrorSerializer, "Too many failed logins from this address (`too_many_login_failures`); see Retry-After."
+)
+
+
+class LockedOut(Exception):
+    """authenticate() refused the credentials unchecked: the client's address is locked out."""
 
 
 def _staff_user(request, data):
@@ -57,6 +72,8 @@ def _staff_user(request, data):
     credentials = CredentialsSerializer(data=data)
     credentials.is_valid(raise_exception=True)
     user = authenticate(request, **credentials.validated_data)
+    if user is None and is_locked_out(request):
+        raise LockedOut
     if user is None or not user.is_active or not user.is_staff:
         return None
     return user
@@ -102,10 +119,14 @@ class LoginView(APIView):
             200: MeSerializer,
             400: OpenApiResponse(ErrorSerializer, "Bad credentials or not staff."),
             403: OpenApiResponse(ErrorSerializer, "CSRF check failed."),
+            429: LOCKED_OUT_RESPONSE,
         },
     )
     def post(self, request):
-        user = _staff_user(request, request.data)
+        try:
+            user = _staff_user(request, request.data)
+        except LockedOut:
+            return lockout_response(request)
         if user is None:
             logger.info("login refused")
             return error_response("invalid_credentials", BAD_CREDENTIALS, status.HTTP_400_BAD_REQUEST)
@@ -144,22 +165,55 @@ class MeView(APIView):
 
 
 class TokenView(APIView):
-    """POST /api/auth/token: return (creating once) the API token of a staff user."""
+    """POST /api/auth/token: the API token of a staff user (a new one once it expired); DELETE revokes it."""
 
     permission_classes = (AllowAny,)
     authentication_classes = ()
+
+    def get_authenticators(self):
+        # DELETE names the token to revoke with the token itself.
+        if getattr(self.request, "method", None) == "DELETE":
+            return [ExpiringTokenAuthentication()]
+        return super().get_authenticators()
 
     @extend_schema(
         summary="Get an API token (staff only)",
         request=CredentialsSerializer,
         responses={
-            200: inline_serializer("TokenOut", {"token": serializers.CharField()}),
+            200: inline_serializer(
+                "TokenOut", {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()}
+            ),
             400: OpenApiResponse(ErrorSerializer, "Bad credentials or not staff."),
+            429: LOCKED_OUT_RESPONSE,
         },
     )
     def post(self, request):
-        user = _staff_user(request, request.data)
+        try:
+            user = _staff_user(request, request.data)
+        except LockedOut:
+            return lockout_response(request)
         if user is None:
             return error_response("invalid_credentials", BAD_CREDENTIALS, status.HTTP_400_BAD_REQUEST)
+        # A token is a login: the signal resets the address's failure count (axes) and last_login.
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
         token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        if token_expired(token):
+            token.delete()
+            token = Token.objects.create(user=user)
+        return Response({"token": token.key, "expires_at": token_expires_at(token)})
+
+    @extend_schema(
+        summary="Revoke the caller's API token",
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Revoked."),
+            401: OpenApiResponse(ErrorSerializer, "No valid token."),
+        },
+    )
+    def delete(self, request):
+        if request.auth is None:
+            return error_response(
+                "not_authenticated", "Send the token to revoke: Authorization: Token <key>.", 401
+            )
+        request.auth.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from eventbus.runtime import database_timeouts
 
 logger = logging.getLogger(__name__)
@@ -113,12 +114,22 @@ def database_config(
     secret_name: str | None = None,
     region: str | None = None,
     endpoint_url: str | None = None,
+    fail_closed: bool = False,
 ) -> tuple[dict, str]:
-    """Return (DATABASES['default'], source); source names where the credentials came from."""
+    """Return (DATABASES['default'], source); source names where the credentials came from.
+
+    fail_closed (production): a secret that cannot be read or used stops the service with the
+    reason, instead of silently running on DATABASE_URL's possibly stale credentials.
+    """
     if secret_name:
         try:
             creds = fetch_secret(secret_name, region, endpoint_url)
         except SecretUnavailable as exc:
+            if fail_closed:
+                raise ImproperlyConfigured(
+                    f"DB_SECRET_NAME={secret_name} is unusable ({exc}); fix the secret, the AWS "
+                    "credentials or AWS_REGION, or unset DB_SECRET_NAME to use DATABASE_URL"
+                ) from None
             # Log the reason (never the secret's content) and use the fallback.
             logger.warning(
                 "database secret %s unusable (%s); falling back to DATABASE_URL",

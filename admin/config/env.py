@@ -6,9 +6,13 @@ import os
 from collections.abc import Mapping
 
 from django.core.exceptions import ImproperlyConfigured
+from eventbus.runtime import weak_secret_problems
 
 # What production cannot start without (fail at start with the whole list, not one at a time).
+# DATABASE_URL may be left out when DB_SECRET_NAME names the credentials in AWS Secrets Manager.
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "RABBITMQ_URL", "ALLOWED_HOSTS")
+# Checked for placeholders (and SECRET_KEY for strength) before production starts.
+SECRETS_CHECKED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "RABBITMQ_URL", "ADMIN_PASSWORD")
 
 
 def env_str(name: str, default: str = "", env: Mapping[str, str] | None = None) -> str:
@@ -46,13 +50,23 @@ def env_list(name: str, default: list[str], env: Mapping[str, str] | None = None
 
 def missing_required(env: Mapping[str, str] | None = None) -> list[str]:
     """Return the required production variables that are unset or empty."""
-    return [name for name in REQUIRED_IN_PRODUCTION if not env_str(name, "", env)]
+    with_secret = bool(env_str("DB_SECRET_NAME", "", env))
+    return [
+        name
+        for name in REQUIRED_IN_PRODUCTION
+        if not env_str(name, "", env) and not (name == "DATABASE_URL" and with_secret)
+    ]
 
 
 def check_production(env: Mapping[str, str] | None = None) -> None:
-    """Raise ImproperlyConfigured naming every missing required variable."""
+    """Raise ImproperlyConfigured naming every missing required variable, weak secret or unsafe switch."""
     missing = missing_required(env)
     if missing:
         raise ImproperlyConfigured(
             "APP_ENV=production but these required environment variables are missing: " + ", ".join(missing)
         )
+    problems = weak_secret_problems({name: env_str(name, "", env) for name in SECRETS_CHECKED_IN_PRODUCTION})
+    if env_str("DEBUG", "", env) not in ("", "0"):
+        problems.append("DEBUG is on: it shows settings and code to anyone who triggers an error")
+    if problems:
+        raise ImproperlyConfigured("APP_ENV=production refuses to start: " + "; ".join(problems))

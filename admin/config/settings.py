@@ -5,6 +5,7 @@ Docs: https://docs.djangoproject.com/en/5.2/ref/settings/
 
 from __future__ import annotations
 
+import datetime
 import logging.config
 import warnings
 from pathlib import Path
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_prometheus",
+    "axes",
     "products",
     "accounts",
     "messaging",
@@ -68,8 +70,31 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a locked-out login of the Django admin into accounts.security.lockout_response.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+# ---------------------------------------------------------------------------------------------
+# Login throttling (django-axes) and API tokens: accounts/security.py says how they fit together
+# ---------------------------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out address before hashing
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT wrong passwords are answered as such; the next one locks the address out
+# (axes locks on the failure that reaches its own limit, hence the + 1).
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT + 1
+AXES_COOLOFF_TIME = datetime.timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 900))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.security.client_ip"
+AXES_VERBOSE = False
+# Proxies in front whose X-Forwarded-For names the client (compose: 1, the frontend's nginx).
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+API_TOKEN_TTL_HOURS = env_int("API_TOKEN_TTL_HOURS", 24)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -115,6 +140,7 @@ _db, DATABASE_SOURCE = database_config(
     secret_name=env_str("DB_SECRET_NAME") or None,
     region=env_str("AWS_REGION") or None,
     endpoint_url=env_str("AWS_ENDPOINT_URL") or None,
+    fail_closed=PRODUCTION,
 )
 # The test suite may run against MySQL/MariaDB: TEST_DATABASE_URL=mysql://user:pw@host:port/db.
 if env_str("TEST_DATABASE_URL"):
@@ -196,9 +222,9 @@ REST_FRAMEWORK = {
     # Token first: its "Token" challenge makes anonymous writes 401 without a browser
     # basic-auth pop-up; session auth enforces CSRF.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.security.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        *(["rest_framework.authentication.BasicAuthentication"] if API_BASIC_AUTH else []),
+        *(["accounts.security.LockoutAwareBasicAuthentication"] if API_BASIC_AUTH else []),
     ],
     "DEFAULT_PERMISSION_CLASSES": ["products.permissions.IsStaffOrReadOnly"],
     "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser"],

@@ -6,8 +6,9 @@
 # a node that is already running (tests/deploy/test_broker_users.py).
 #
 # Permissions (configure / write / read regexes on vhost "/"), admin shown, main mirrors it:
-#   configure  admin, admin.dlq, admin.dlx, admin.events, admin.redrive, main.events
-#              (the consumer declares main.events itself so it can bind before main has started)
+#   configure  admin, admin.dlq, admin.dlx, admin.events, admin.redrive: its own objects only
+#              (configure also allows deleting; the consumer only looks main.events up, passively,
+#              and waits until main's relay has declared it)
 #   write      admin.events (publish), admin + admin.dlq (bind), admin.redrive (`dlq redrive`),
 #              admin.dlx (declaring a queue with x-dead-letter-exchange needs write on that exchange)
 #   read       admin + admin.dlq (consume, `dlq list`), admin.dlx + admin.redrive + main.events (bind)
@@ -36,11 +37,11 @@ ensure_user() {  # name password configure write read
 provision() {
     rabbitmqctl -q await_startup --timeout 300
     ensure_user "$ADMIN_AMQP_USER" "$ADMIN_AMQP_PASSWORD" \
-        '^(admin|admin\.dlq|admin\.dlx|admin\.events|admin\.redrive|main\.events)$' \
+        '^(admin|admin\.dlq|admin\.dlx|admin\.events|admin\.redrive)$' \
         '^(admin|admin\.dlq|admin\.dlx|admin\.events|admin\.redrive)$' \
         '^(admin|admin\.dlq|admin\.dlx|admin\.redrive|main\.events)$'
     ensure_user "$MAIN_AMQP_USER" "$MAIN_AMQP_PASSWORD" \
-        '^(main|main\.dlq|main\.dlx|main\.events|main\.redrive|admin\.events)$' \
+        '^(main|main\.dlq|main\.dlx|main\.events|main\.redrive)$' \
         '^(main|main\.dlq|main\.dlx|main\.events|main\.redrive)$' \
         '^(main|main\.dlq|main\.dlx|main\.redrive|admin\.events)$'
     rabbitmqctl -q delete_user guest 2>/dev/null || true

@@ -7,7 +7,7 @@ from pathlib import Path
 from eventbus import runtime
 
 from app import sqlite
-from app.secrets import resolve_database_url
+from app.secrets import SecretUnavailable, resolve_database_url
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,10 @@ def load_config(environ=None):
             raise ConfigError("APP_ENV=production refuses to start: " + "; ".join(weak))
 
     rate_limit_storage = env.get("RATE_LIMIT_STORAGE_URI") or "memory://"
-    database_url, source = resolve_database_url(env, default=None if production else DEFAULT_SQLITE_URL)
+    try:
+        database_url, source = resolve_database_url(env, default=None if production else DEFAULT_SQLITE_URL)
+    except SecretUnavailable as exc:
+        raise ConfigError(str(exc)) from None
     if database_url is None:
         raise ConfigError("no database: DB_SECRET_NAME lookup failed and DATABASE_URL is not set")
     database_url = normalise_database_url(database_url)

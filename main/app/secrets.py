@@ -9,6 +9,10 @@ logger = logging.getLogger(__name__)
 SECRET_KEYS = ("username", "password", "host", "port", "dbname")
 
 
+class SecretUnavailable(RuntimeError):
+    """In production, DB_SECRET_NAME is set and its secret cannot be read or used."""
+
+
 def fetch_db_secret(secret_name, region=None, endpoint_url=None):
     """Return the parsed DB credentials JSON stored under secret_name."""
     import boto3  # imported lazily: only needed when DB_SECRET_NAME is set
@@ -52,6 +56,12 @@ def resolve_database_url(env, default=None):
             logger.info("database credentials source: secretsmanager (secret %s)", secret_name)
             return url_from_secret(creds), "secretsmanager"
         except Exception as exc:  # noqa: BLE001 - any failure means: use the fallback
+            if env.get("APP_ENV") == "production":
+                # Fail closed: never run silently on DATABASE_URL's possibly stale credentials.
+                raise SecretUnavailable(
+                    f"DB_SECRET_NAME={secret_name} is unusable ({type(exc).__name__}); fix the secret, "
+                    "the AWS credentials or AWS_REGION, or unset DB_SECRET_NAME to use DATABASE_URL"
+                ) from None
             # Log the error class only: a botocore message could echo request details.
             logger.warning(
                 "database credentials from secretsmanager failed (%s); falling back to DATABASE_URL",

@@ -93,17 +93,33 @@ def test_unreachable_secrets_manager_falls_back(monkeypatch, caplog):
     assert "EndpointConnectionError" in caplog.text
 
 
-def test_secret_failure_without_fallback_is_a_config_error(aws):
+PRODUCTION = {
+    "APP_ENV": "production",
+    "SECRET_KEY": "k7Hq2vR9xLmP4wZs8NcT1bYf6GdJ3aEu5oKi0rWnVyXpQeMlBhCg",  # pragma: allowlist secret
+    "RATE_LIMIT_STORAGE_URI": "memory://",
+    "RABBITMQ_URL": "amqp://x",
+    "AWS_REGION": "eu-west-1",
+}
+
+
+@pytest.mark.parametrize("fallback", [None, "mysql://old:stale@db/main"])  # pragma: allowlist secret
+def test_in_production_an_unusable_secret_stops_the_service_with_the_reason(aws, fallback):
     from app.config import ConfigError
 
-    with pytest.raises(ConfigError, match="no database"):
-        load_config(
-            {
-                "APP_ENV": "production",
-                "SECRET_KEY": "k7Hq2vR9xLmP4wZs8NcT1bYf6GdJ3aEu5oKi0rWnVyXpQeMlBhCg",  # pragma: allowlist secret
-                "RATE_LIMIT_STORAGE_URI": "memory://",
-                "RABBITMQ_URL": "amqp://x",
-                "DB_SECRET_NAME": "main/missing",
-                "AWS_REGION": "eu-west-1",
-            }
-        )
+    env = {**PRODUCTION, "DB_SECRET_NAME": "main/missing"}
+    if fallback:
+        env["DATABASE_URL"] = fallback
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(env)
+    message = str(excinfo.value)
+    assert "DB_SECRET_NAME=main/missing is unusable (ResourceNotFoundException)" in message
+    assert "stale" not in message
+
+
+def test_in_production_the_secret_alone_is_enough(aws):
+    aws.create_secret(Name="main/db", SecretString=json.dumps(CREDS))
+    config = load_config({**PRODUCTION, "DB_SECRET_NAME": "main/db"})
+    assert config["DATABASE_SOURCE"] == "secretsmanager"
+    assert config["SQLALCHEMY_DATABASE_URI"].startswith(
+        "mysql+pymysql://app:p%40ss%2Fword@db.internal:3306/main"
+    )

@@ -109,10 +109,17 @@ def _wait_for_depth(channel, queue: str, depth: int, timeout: float = 30) -> Non
 
 @pytest.fixture(scope="module")
 def declared(provisioned: RabbitNode) -> RabbitNode:
-    """Let each service declare its own topology as its own user (what relay and consumer do at start)."""
+    """Let each service declare its own topology as its own user (what relay and consumer do at start).
+
+    The relays first (each declares its own exchange), then the consumers, which only look the
+    other service's exchange up.
+    """
     for service in ("admin", "main"):
         with _connect(provisioned, service) as conn:
-            TOPOLOGIES[service].TOPOLOGY.declare_all(conn.channel())
+            TOPOLOGIES[service].TOPOLOGY.declare_publisher(conn.channel())
+    for service in ("admin", "main"):
+        with _connect(provisioned, service) as conn:
+            TOPOLOGIES[service].TOPOLOGY.declare_consumer(conn.channel())
     return provisioned
 
 
@@ -178,6 +185,25 @@ def test_a_service_cannot_reconfigure_the_other_services_queue(declared: RabbitN
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
             channel.queue_delete(other.TOPOLOGY.queue)
         assert info.value.reply_code == 403, info.value
+
+
+@pytest.mark.parametrize("service", ["admin", "main"])
+def test_a_service_cannot_delete_or_redeclare_the_other_services_exchanges(
+    declared: RabbitNode, service: str
+) -> None:
+    """main's user cannot delete admin.events, nor admin's main.events: configure covers only its own."""
+    other = TOPOLOGIES[OTHER[service]].TOPOLOGY
+    for exchange in (other.events_exchange, other.dead_letter_exchange, other.redrive_exchange):
+        with _connect(declared, service) as conn:
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+                conn.channel().exchange_delete(exchange)
+            assert info.value.reply_code == 403, f"{service} deleted {exchange}: {info.value}"
+        with _connect(declared, service) as conn:
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+                conn.channel().exchange_declare(exchange=exchange, exchange_type="topic", durable=True)
+            assert info.value.reply_code == 403, f"{service} declared {exchange}: {info.value}"
+    with _connect(declared, "admin") as conn:  # still there for its owner
+        conn.channel().exchange_declare(exchange=TOPOLOGIES["admin"].TOPOLOGY.events_exchange, passive=True)
 
 
 # Where a service might publish into the other's flow: its events exchange; the default exchange,

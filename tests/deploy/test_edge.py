@@ -40,6 +40,14 @@ PROXY_ADDRESS = "127.0.0.2"  # the outer proxy's source address: the only one ng
 STRONG_KEY = "edge-test-key-5f8a1c9e2b7d4f6a0c3e8b1d7f2a9c4e6b0d5f8a"  # pragma: allowlist secret
 
 
+def _capture(function, failures: list[BaseException]) -> None:
+    """Run function, keeping what it raises for the calling thread."""
+    try:
+        function()
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the test's own thread
+        failures.append(exc)
+
+
 def render_template(text: str, values: dict[str, str]) -> str:
     """Replace ${NAME} for the given names only, as the nginx image's envsubst step does."""
     return re.sub(r"\$\{([A-Z_]+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
@@ -278,27 +286,39 @@ def test_a_real_browser_likes_through_the_edge_without_a_csp_violation(edge: Edg
         conn.commit()
     problems: list[str] = []
     like_statuses: list[int] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            context = browser.new_context(base_url=edge.https_url, ignore_https_errors=True)
-            page = context.new_page()
-            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-            page.on("pageerror", lambda exc: problems.append(str(exc)))
-            page.on(
-                "response",
-                lambda r: like_statuses.append(r.status) if r.url.endswith("/4343/like") else None,
-            )
-            page.goto("/")
-            item = page.get_by_role("article", name=title, exact=True)
-            expect(item.get_by_test_id("like-count")).to_have_text("0 likes", timeout=30_000)
-            item.get_by_role("button", name=f"Like {title}").click()
-            expect(item.get_by_test_id("like-count")).to_have_text(re.compile(r"^1 like"))
-            page.reload()
-            expect(item.get_by_role("button", name=f"Unlike {title}")).to_be_visible(timeout=30_000)
-            cookie = next(c for c in context.cookies() if c["name"] == "shopper")
-            assert cookie["secure"] and cookie["httpOnly"]
-        finally:
-            browser.close()
+
+    def shop() -> None:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+            try:
+                context = browser.new_context(base_url=edge.https_url, ignore_https_errors=True)
+                page = context.new_page()
+                page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+                page.on("pageerror", lambda exc: problems.append(str(exc)))
+                page.on(
+                    "response",
+                    lambda r: like_statuses.append(r.status) if r.url.endswith("/4343/like") else None,
+                )
+                page.goto("/")
+                item = page.get_by_role("article", name=title, exact=True)
+                expect(item.get_by_test_id("like-count")).to_have_text("0 likes", timeout=30_000)
+                item.get_by_role("button", name=f"Like {title}").click()
+                expect(item.get_by_test_id("like-count")).to_have_text(re.compile(r"^1 like"))
+                page.reload()
+                expect(item.get_by_role("button", name=f"Unlike {title}")).to_be_visible(timeout=30_000)
+                cookie = next(c for c in context.cookies() if c["name"] == "shopper")
+                assert cookie["secure"] and cookie["httpOnly"]
+            finally:
+                browser.close()
+
+    # Its own thread: in a full run the e2e suite's session browser owns this thread's event loop,
+    # and Playwright's sync API refuses a second one there.
+    failure: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _capture(shop, failure))
+    thread.start()
+    thread.join(timeout=180)
+    assert not thread.is_alive(), "the browser hung"
+    if failure:
+        raise failure[0]
     assert like_statuses == [200]
     assert not problems, problems

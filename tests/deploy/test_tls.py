@@ -163,6 +163,7 @@ def test_each_service_publishes_and_consumes_over_amqps(
 
     with pika.BlockingConnection(_params(consumer, url, pki.ca)) as sub_conn:
         sub = sub_conn.channel()
+        pub_topology.TOPOLOGY.declare_publisher(sub)  # the consumer only looks the publisher's exchange up
         sub_topology.TOPOLOGY.declare_all(sub)
         sub.queue_purge(sub_topology.TOPOLOGY.queue)
         with pika.BlockingConnection(params) as pub_conn:

@@ -41,6 +41,7 @@ def rabbit():
 def channel(rabbit):
     connection = pika.BlockingConnection(rabbit.params())
     ch = connection.channel()
+    ch.exchange_declare(exchange="main.events", exchange_type="topic", durable=True)  # main's relay's
     topology.TOPOLOGY.declare_all(ch)
     yield ch
     if connection.is_open:

@@ -77,6 +77,31 @@ def test_unusable_secret_falls_back_to_database_url(aws, caplog, secret, reason)
     assert "pw-never-logged" not in caplog.text
 
 
+def test_in_production_an_unusable_secret_stops_the_service_with_the_reason(aws):
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured) as excinfo:
+        database_config(FALLBACK, "admin/missing", "us-east-1", fail_closed=True)
+    assert "DB_SECRET_NAME=admin/missing is unusable (cannot read secret: ResourceNotFoundException)" in str(
+        excinfo.value
+    )
+
+
+def test_in_production_the_secret_alone_is_enough(aws):
+    from config.env import check_production
+
+    aws.create_secret(Name="admin/db", SecretString=json.dumps(CREDS))
+    env = {
+        "SECRET_KEY": "k7Hq2vR9xLmP4wZs8NcT1bYf6GdJ3aEu5oKi0rWnVyXpQeMlBhCg",  # pragma: allowlist secret
+        "RABBITMQ_URL": "amqps://mq.example/%2F",
+        "ALLOWED_HOSTS": "shop.example",
+        "DB_SECRET_NAME": "admin/db",  # pragma: allowlist secret
+    }
+    check_production(env)  # no DATABASE_URL needed
+    config, source = database_config("", "admin/db", "us-east-1", fail_closed=True)
+    assert source == "secretsmanager:admin/db" and config["HOST"] == "db.internal"
+
+
 def test_no_credentials_falls_back(monkeypatch, tmp_path, caplog):
     for name in (
         "AWS_ACCESS_KEY_ID",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from eventbus.runtime import PLACEHOLDER_MARKERS
 
 from config.env import check_production, env_bool, env_list, missing_required
 
@@ -27,6 +28,51 @@ def test_missing_required_lists_every_name():
     ]
     with pytest.raises(ImproperlyConfigured, match="SECRET_KEY, DATABASE_URL"):
         check_production({})
+
+
+STRONG_KEY = "k3y-" + "x7Qp9Lm2Rt" * 6
+PRODUCTION_ENV = {
+    "SECRET_KEY": STRONG_KEY,
+    "DATABASE_URL": "mysql://admin:s3cure-Pw@db/admin",  # pragma: allowlist secret
+    "RABBITMQ_URL": "amqps://admin-svc:An0ther-Pw@mq/%2F",  # pragma: allowlist secret
+    "ALLOWED_HOSTS": "shop.example",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("SECRET_KEY", "change-me-long-random-string", "placeholder"),
+        ("SECRET_KEY", "django-insecure-dev-only-key-never-use-in-production", "placeholder"),
+        ("SECRET_KEY", "short-key", "too weak"),
+        ("DATABASE_URL", "mysql://admin:change-me@db/admin", "placeholder"),  # pragma: allowlist secret
+        ("RABBITMQ_URL", "amqp://admin-svc:change-me@mq/%2F", "placeholder"),  # pragma: allowlist secret
+        ("ADMIN_PASSWORD", "change-me", "placeholder"),
+        ("DEBUG", "1", "DEBUG is on"),
+    ],
+)
+def test_production_refuses_weak_secrets_and_debug_naming_the_variable(name, value, says):
+    check_production(PRODUCTION_ENV)  # the strong set passes
+
+    with pytest.raises(ImproperlyConfigured) as excinfo:
+        check_production({**PRODUCTION_ENV, name: value})
+
+    message = str(excinfo.value)
+    assert name in message and says in message
+    if name != "DEBUG" and value not in PLACEHOLDER_MARKERS:
+        assert value not in message  # the message names the variable, never its value
+
+
+def test_production_with_a_placeholder_secret_does_not_start(tmp_path):
+    env = {
+        **PRODUCTION_ENV,
+        "APP_ENV": "production",
+        "SECRET_KEY": "change-me-long-random-string",
+    }  # pragma: allowlist secret
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path}/prod.sqlite3"
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY holds the placeholder 'change-me'" in result.stderr
 
 
 def test_env_helpers():
@@ -111,13 +157,13 @@ print(",".join(c.rsplit(".", 1)[1] for c in settings.REST_FRAMEWORK["DEFAULT_AUT
 @pytest.mark.parametrize(
     ("env", "classes"),
     [
-        ({}, "TokenAuthentication,SessionAuthentication,BasicAuthentication"),
-        ({"APP_ENV": "production"}, "TokenAuthentication,SessionAuthentication"),
+        ({}, "ExpiringTokenAuthentication,SessionAuthentication,LockoutAwareBasicAuthentication"),
+        ({"APP_ENV": "production"}, "ExpiringTokenAuthentication,SessionAuthentication"),
         (
             {"APP_ENV": "production", "API_BASIC_AUTH": "1"},
-            "TokenAuthentication,SessionAuthentication,BasicAuthentication",
+            "ExpiringTokenAuthentication,SessionAuthentication,LockoutAwareBasicAuthentication",
         ),
-        ({"API_BASIC_AUTH": "0"}, "TokenAuthentication,SessionAuthentication"),
+        ({"API_BASIC_AUTH": "0"}, "ExpiringTokenAuthentication,SessionAuthentication"),
     ],
 )
 def test_basic_auth_is_for_development_only_unless_asked_for(tmp_path, env, classes):

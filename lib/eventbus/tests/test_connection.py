@@ -182,6 +182,7 @@ def test_the_rule_holds_on_a_real_broker(rabbit):
     topo = Topology(service="probe-svc", source_exchange="probe-src.events", binding_keys=("x.#",))
     with pika.BlockingConnection(rabbit.params()) as conn:
         channel = conn.channel()
+        channel.exchange_declare(exchange=topo.source_exchange, exchange_type="topic", durable=True)
         channel.queue_declare(queue=topo.queue, durable=True, arguments={"x-queue-type": "classic"})
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as declared:
             topo.declare_consumer(conn.channel())

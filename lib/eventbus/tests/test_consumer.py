@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pika
+import pytest
 from eventbus import consumer as core
 from eventbus.metrics import consumer_metrics
 from eventbus.runtime import StopSignal
@@ -234,9 +235,20 @@ def test_the_process_consumes_dedupes_dead_letters_and_stops_cleanly(rabbit):
     thread = threading.Thread(target=lambda: result.setdefault("rc", worker.run()))
     thread.start()
     try:
+        # The other service's exchange does not exist yet: the consumer waits for it (404 is not
+        # fatal) and does not declare it itself; it consumes once that service has declared it.
+        time.sleep(1.5)
+        assert thread.is_alive() and worker.metrics.up._value.get() == 0
+        with pika.BlockingConnection(rabbit.params()) as conn:
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+                conn.channel().exchange_declare(exchange=topo.source_exchange, passive=True)
+            conn.channel().exchange_declare(
+                exchange=topo.source_exchange, exchange_type="topic", durable=True
+            )
         deadline = time.monotonic() + 30
-        while worker.channel is None and time.monotonic() < deadline:
+        while worker.metrics.up._value.get() != 1 and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert worker.metrics.up._value.get() == 1
         same = str(uuid.uuid4())
         with pika.BlockingConnection(rabbit.params()) as conn:
             ch = conn.channel()

@@ -109,6 +109,7 @@ def test_the_command_against_a_real_broker(rabbit):
     params = rabbit.params()
     with pika.BlockingConnection(params) as conn:
         channel = conn.channel()
+        channel.exchange_declare(exchange=topo.source_exchange, exchange_type="topic", durable=True)
         topo.declare_consumer(channel)
         channel.confirm_delivery()
         for i in range(3):

@@ -44,6 +44,12 @@ def test_the_consumer_side_declares_a_quorum_queue_with_its_dead_letters_and_a_d
         # Explicit on every queue: RabbitMQ 4.x would otherwise apply its default of 20.
         "main.dlq": {"x-queue-type": "quorum", "x-delivery-limit": 1_000_000},
     }
+    # The other service's exchange is only looked up: declaring it would need configure, which
+    # would also let this service delete it.
+    looked_up = [
+        kw for name, kw in channel.calls if name == "exchange_declare" and kw["exchange"] == "admin.events"
+    ]
+    assert looked_up == [{"exchange": "admin.events", "passive": True}]
     bindings = {
         (kw["queue"], kw["exchange"], kw.get("routing_key"))
         for name, kw in channel.calls
@@ -61,6 +67,7 @@ def test_declaring_twice_on_a_real_broker_is_idempotent(rabbit):
     topo = Topology(service="topo-twice", source_exchange="topo-src.events", binding_keys=("a.#",))
     with pika.BlockingConnection(rabbit.params()) as conn:
         channel = conn.channel()
+        channel.exchange_declare(exchange=topo.source_exchange, exchange_type="topic", durable=True)
         topo.declare_all(channel)
         topo.declare_all(channel)
         assert channel.queue_declare(topo.queue, passive=True).method.message_count == 0
@@ -72,6 +79,7 @@ def test_a_queue_declared_by_an_earlier_version_is_refused_with_what_to_do(rabbi
     old = Topology(service="topo-old", source_exchange="topo-old-src.events", binding_keys=("a.#",))
     with pika.BlockingConnection(rabbit.params()) as conn:
         channel = conn.channel()
+        channel.exchange_declare(exchange=old.source_exchange, exchange_type="topic", durable=True)
         channel.queue_declare(old.queue, durable=True, arguments={"x-queue-type": "quorum"})
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
             old.declare_consumer(channel)
@@ -90,6 +98,7 @@ def test_a_message_returned_past_the_delivery_limit_is_dead_lettered_not_dropped
     )
     with pika.BlockingConnection(rabbit.params()) as conn:
         channel = conn.channel()
+        channel.exchange_declare(exchange=topo.source_exchange, exchange_type="topic", durable=True)
         topo.declare_all(channel)
         channel.confirm_delivery()
         channel.basic_publish(topo.source_exchange, "a.b", b"{}", pika.BasicProperties(message_id="m-1"))
@@ -111,5 +120,29 @@ def test_a_message_returned_past_the_delivery_limit_is_dead_lettered_not_dropped
         death = properties.headers["x-death"][0]
         assert (death["reason"], death["queue"]) == ("delivery_limit", topo.queue)
         assert returns == topo.delivery_limit + 1  # the first delivery, then `limit` redeliveries
+        for queue in (topo.queue, topo.dead_letter_queue):
+            channel.queue_delete(queue)
+
+
+def test_the_consumer_waits_for_the_other_services_exchange_without_declaring_it(rabbit):
+    topo = Topology(
+        service=f"wait{uuid.uuid4().hex[:6]}",
+        source_exchange=f"src{uuid.uuid4().hex[:6]}.events",
+        binding_keys=("a.#",),
+    )
+    with pika.BlockingConnection(rabbit.params()) as conn:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as missing:
+            topo.declare_consumer(conn.channel())
+        assert missing.value.reply_code == 404 and not connection.is_fatal(missing.value)
+        channel = conn.channel()
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+            channel.exchange_declare(exchange=topo.source_exchange, passive=True)  # still not there
+
+        Topology(
+            service=topo.source_exchange.removesuffix(".events"), source_exchange="x", binding_keys=()
+        ).declare_publisher(conn.channel())
+        channel = conn.channel()
+        topo.declare_consumer(channel)
+        assert channel.queue_declare(topo.queue, passive=True).method.consumer_count == 0
         for queue in (topo.queue, topo.dead_letter_queue):
             channel.queue_delete(queue)

@@ -236,6 +236,7 @@ def test_relay_publishes_with_confirms_and_retries_returns(broker_app, rabbit, a
 
 
 def test_consumer_applies_dedupes_and_dead_letters(broker_app, rabbit, amqp, tmp_path, workers):
+    amqp.exchange_declare(exchange="admin.events", exchange_type="topic", durable=True)  # admin's relay's
     topology.TOPOLOGY.declare_consumer(amqp)
     amqp.queue_purge(topology.TOPOLOGY.queue)
     amqp.queue_purge(topology.TOPOLOGY.dead_letter_queue)
@@ -312,6 +313,7 @@ def test_consumer_applies_dedupes_and_dead_letters(broker_app, rabbit, amqp, tmp
 def test_relay_and_consumer_survive_a_broker_restart(broker_app, rabbit, amqp, tmp_path, workers):
     collecting_queue(amqp, "relay-restart")
     amqp.queue_purge("relay-restart")
+    amqp.exchange_declare(exchange="admin.events", exchange_type="topic", durable=True)  # admin's relay's
     topology.TOPOLOGY.declare_consumer(amqp)
     amqp.queue_purge(topology.TOPOLOGY.queue)
     wake_port = free_udp_port()

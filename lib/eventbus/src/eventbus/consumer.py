@@ -291,7 +291,15 @@ class Consumer:
                 raise Unrecoverable(f"the broker refused us: {broker.explain(exc)}") from exc
             self._disconnect()
             delay = backoff.next()
-            if not broker_wait.failed(exc):
+            if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code == 404:
+                # Not ours to declare (topology.declare_consumer): its owner's relay does, at start.
+                logger.warning(
+                    "waiting for exchange %s, which the other service declares when its relay first "
+                    "starts; retrying in %.1f s",
+                    self.topology.source_exchange,
+                    delay,
+                )
+            elif not broker_wait.failed(exc):
                 logger.warning("broker unavailable (%r); reconnecting in %.1f s", exc, delay)
             self.stop.wait(delay)
 

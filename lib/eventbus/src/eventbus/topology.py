@@ -76,8 +76,14 @@ class Topology:
         channel.exchange_declare(exchange=self.events_exchange, exchange_type="topic", durable=True)
 
     def declare_consumer(self, channel) -> None:
-        """Declare the queue, its dead-letter and redrive exchanges, the dead-letter queue and the bindings."""
-        channel.exchange_declare(exchange=self.source_exchange, exchange_type="topic", durable=True)
+        """Declare the queue, its dead-letter and redrive exchanges, the dead-letter queue and the bindings.
+
+        The other service's exchange is only looked up (a passive declare), never declared: that
+        would need `configure` permission on it, which also allows deleting it. Until the other
+        service's relay has declared it once, this fails with 404 NOT_FOUND and the consumer
+        retries (README: Topology).
+        """
+        channel.exchange_declare(exchange=self.source_exchange, passive=True)
         channel.exchange_declare(exchange=self.dead_letter_exchange, exchange_type="fanout", durable=True)
         channel.queue_declare(
             queue=self.dead_letter_queue, durable=True, arguments=self.dead_letter_queue_arguments
