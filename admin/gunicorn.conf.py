@@ -8,7 +8,7 @@ from pathlib import Path
 bind = f"0.0.0.0:{os.environ.get('PORT') or '8000'}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
 # Heartbeat files on tmpfs: a slow disk must not make healthy workers look dead.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108  # nosec B108 - a path of a tmpfs, no file created by name
 timeout = 30
 graceful_timeout = 20
 accesslog = "-"

@@ -100,7 +100,7 @@ def apply_likes_batch(latest: dict[int, tuple[int, int]]) -> dict[int, str]:
     # building the same CASE through the ORM cost more than running it.
     # Identifiers come from the model, every value is a parameter.
     sql = (
-        f"UPDATE {table} SET {likes_col} = CASE {pk} {when} END, {seq_col} = CASE {pk} {when} END "  # noqa: S608
+        f"UPDATE {table} SET {likes_col} = CASE {pk} {when} END, {seq_col} = CASE {pk} {when} END "  # noqa: S608  # nosec B608 - quoted model identifiers, values are parameters
         f"WHERE {pk} IN ({', '.join(['%s'] * len(ids))}) AND {seq_col} <= CASE {pk} {when} END"
     )
     with connection.cursor() as cursor:

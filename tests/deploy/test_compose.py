@@ -215,3 +215,40 @@ def test_services_export_traces_to_jaeger():
     ):
         assert services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
         assert services[name]["environment"]["APP_ENV"] == "production"
+
+
+def _resolved() -> dict:
+    """Return the compose file as docker-compose resolves it with the example env (anchors merged)."""
+    result = _docker_compose("config", env_file=ENV_EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)["services"]
+
+
+# Third-party servers whose entrypoints chown their data directory as root, then drop to their user.
+ROOT_ENTRYPOINT = {"redis", "rabbitmq", "mysql-admin", "mysql-main"}
+ENTRYPOINT_CAPS = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_container_is_hardened_and_limited(name):
+    service = _resolved()[name]
+    assert service.get("cap_drop") == ["ALL"], f"{name} keeps Docker's default capabilities"
+    assert "no-new-privileges:true" in service.get("security_opt", []), name
+    assert service.get("mem_limit") and service.get("cpus"), f"{name} can starve its neighbours"
+    if name in ROOT_ENTRYPOINT:
+        assert set(service.get("cap_add", [])) <= ENTRYPOINT_CAPS, name
+    else:
+        assert not service.get("cap_add"), name
+        assert service.get("read_only") is True, f"{name} has a writable root file system"
+        assert "/tmp" in service.get("tmpfs", []), f"{name}: read-only needs a tmpfs for scratch files"
+
+
+def test_app_images_name_a_release_never_latest(tmp_path):
+    services = _resolved()
+    images = {service["image"] for service in services.values()}
+    assert not [image for image in images if image.endswith(":latest") or ":" not in image.split("/")[-1]]
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in _env_example().items() if k != "IMAGE_TAG"))
+    result = _docker_compose("config", "-q", env_file=env_file)
+    assert result.returncode != 0
+    assert "set IMAGE_TAG" in result.stderr

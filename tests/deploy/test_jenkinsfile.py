@@ -89,7 +89,10 @@ def test_pipeline_has_the_promised_stages():
         "test-integration",
         "test-e2e",
         "coverage",
-        "security",
+        "security-deps",
+        "security-code",
+        "security-config",
+        "security-images",
         "migrations-check",
         "images",
         "push",
@@ -98,6 +101,7 @@ def test_pipeline_has_the_promised_stages():
     ):
         assert re.search(rf"\bmake( \S+)* {target}\b", called), target
     assert "input message:" in text
+    assert "submitter: 'release-managers'" in text, "anyone with build rights could deploy to production"
     assert re.search(
         r"post \{.*always \{.*junit .*recordCoverage.*failure \{.*mail ",
         text,
@@ -109,3 +113,67 @@ def test_no_credential_literal_in_the_jenkinsfile():
     text = JENKINSFILE.read_text()
     assert "withCredentials" in text
     assert not re.search(r"(password|secret|token)\s*[:=]\s*['\"][^'\"$]", text, re.IGNORECASE)
+
+
+def _stage_block(text: str, name: str) -> str:
+    """Return the text of stage(name) up to its matching closing brace."""
+    start = text.index(f"stage('{name}')")
+    depth, i = 0, text.index("{", start)
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[start : j + 1]
+    raise AssertionError(f"unbalanced braces after stage {name}")
+
+
+def test_builds_and_deploys_run_on_separate_agents():
+    """Branch builds (docker build, tests, scans) never run where the deploy engine is reachable."""
+    text = JENKINSFILE.read_text()
+    assert re.search(r"pipeline \{\s*agent none", text), "a pipeline-wide agent would share one engine"
+    build = _stage_block(text, "Build and test")
+    assert "agent { label 'build' }" in build
+    for target in ("images", "test-integration", "test-e2e", "security-images"):
+        assert f"make {target}'" in build
+    for name in ("Deploy to staging", "Deploy to production"):
+        block = _stage_block(text, name)
+        assert "agent { label 'deploy' }" in block
+        assert "branch 'main'" in block
+        assert "make images" not in block and "make test" not in block
+    assert "agent" not in _stage_block(text, "Approve production").split("steps", 1)[0].replace(
+        "// No agent", ""
+    )
+    assert "deploy" not in build.replace("Deploy", "")
+
+
+def test_every_scan_fails_the_build_on_a_finding():
+    makefile = (ROOT / "Makefile").read_text()
+
+    def recipe(target: str) -> str:
+        return makefile.split(f"\n{target}:", 1)[1].split("\n\n", 1)[0]
+
+    assert "-lll" not in makefile, "bandit at HIGH only lets medium findings through"
+    assert "bandit" in recipe("security-code") and " -ll" in recipe("security-code")
+    assert ".ci/secrets-scan" in recipe("security-code")  # fails on findings outside the baseline
+    assert "trivy config --exit-code 1" in recipe("security-config")
+    images = recipe("security-images")
+    assert "config --images" in images and "trivy image --exit-code 1" in images
+    assert "|| status=1" in images, "one image's findings must not hide the next image's scan"
+    # Every image compose runs is one the scan covers (config --images lists them all).
+    compose = subprocess.run(
+        [
+            "docker-compose",
+            "--env-file",
+            str(ROOT / ".env.example"),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "config",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    third_party = set(re.findall(r"image: ((?!microservices/)\S+)", compose))
+    assert {"redis", "rabbitmq", "mysql", "prom/prometheus", "grafana/grafana"} <= {
+        i.split(":")[0] for i in third_party
+    }
