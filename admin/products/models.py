@@ -22,6 +22,12 @@ class Product(ExportModelOperationsMixin("product"), models.Model):
 
     class Meta:
         ordering = ("id",)
+        # What the catalogue sorts by (products.catalogue), id breaking ties.
+        indexes = [
+            models.Index(fields=["title", "id"], name="product_title_id"),
+            models.Index(fields=["likes", "id"], name="product_likes_id"),
+            models.Index(fields=["created_at", "id"], name="product_created_id"),
+        ]
 
     def __str__(self):
         return f"{self.title} (#{self.pk})"

@@ -11,13 +11,13 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status, viewsets
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import error_response
 from products import services
+from products.catalogue import CatalogueFilter, CataloguePagination
 from products.models import Product, User
 from products.serializers import ProductSerializer, UserIdSerializer
 
@@ -39,23 +39,15 @@ PRODUCT_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, des
 WRITE_ERRORS = {400: ERR_400, 401: ERR_401, 403: ERR_403, 413: ERR_413, 415: ERR_415}
 
 
-class ListLimitOffsetPagination(LimitOffsetPagination):
-    """Page with ?limit=&offset= only when limit is given; always answer a plain JSON list.
-
-    The total is in the X-Total-Count header, so clients never see two response shapes.
-    """
-
-    max_limit = 1000
-
-    def get_paginated_response(self, data):
-        return Response(data, headers={"X-Total-Count": str(self.count)})
-
-    def get_paginated_response_schema(self, schema):
-        return schema
-
-
 @extend_schema_view(
-    list=extend_schema(summary="List products (ordered by id)"),
+    list=extend_schema(
+        summary="List, search, sort and page products",
+        description=(
+            "A plain JSON list. `X-Total-Count` says how many products match; without `limit` the "
+            "list stops at 1,000 and `X-Result-Capped: 1000` says so (page with `limit`/`offset`)."
+        ),
+        responses={200: ProductSerializer(many=True), 400: ERR_400},
+    ),
     create=extend_schema(
         summary="Create a product",
         responses={201: ProductSerializer, **WRITE_ERRORS},
@@ -86,7 +78,8 @@ class ProductViewSet(viewsets.ModelViewSet):
 
     queryset = Product.objects.all().order_by("id")
     serializer_class = ProductSerializer
-    pagination_class = ListLimitOffsetPagination
+    filter_backends = [CatalogueFilter]
+    pagination_class = CataloguePagination
 
     def perform_create(self, serializer):
         serializer.instance = services.create_product(**serializer.validated_data)

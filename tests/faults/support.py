@@ -92,10 +92,17 @@ class AdminApi:
         return self.session.get(f"{self.base}/api/products/{product_id}", timeout=15)
 
     def products(self) -> list[dict]:
-        """Return every product (the list is unpaged when no limit is given)."""
-        resp = self.session.get(f"{self.base}/api/products", timeout=30)
-        resp.raise_for_status()
-        return resp.json()
+        """Return every product, a page of 1,000 at a time (the plain list stops at 1,000)."""
+        products: list[dict] = []
+        while True:
+            resp = self.session.get(
+                f"{self.base}/api/products", params={"limit": 1000, "offset": len(products)}, timeout=30
+            )
+            resp.raise_for_status()
+            page = resp.json()
+            products.extend(page)
+            if len(products) >= int(resp.headers["X-Total-Count"]) or not page:
+                return products
 
 
 class Shop:
