@@ -76,7 +76,12 @@ def create_app(test_config=None):
         from flask_cors import CORS
 
         # Credentials on: the shopper cookie must travel with cross-origin likes.
-        CORS(app, origins=app.config["CORS_ALLOWED_ORIGINS"], supports_credentials=True)
+        CORS(
+            app,
+            origins=app.config["CORS_ALLOWED_ORIGINS"],
+            supports_credentials=True,
+            expose_headers=["X-Next-Cursor", "X-Result-Capped"],
+        )
 
     from app.observability import init_metrics, init_tracing
 

@@ -4,6 +4,8 @@ The like path uses SQLAlchemy Core on one pooled connection: it is the hot path 
 tests/load/bench_likes.py) and needs nothing the ORM adds.
 """
 
+import base64
+import json
 import logging
 import threading
 import time
@@ -106,29 +108,89 @@ def _delete_like(conn, shopper_id, product_id):
     return conn.execute(_DELETE_LIKE, {"sid": shopper_id, "pid": product_id}).rowcount
 
 
-def list_products(shopper_id):
-    """Return the live products in id order, each with its likes and whether shopper_id likes it."""
+class BadListQuery(ValueError):
+    """A gallery list parameter is malformed; args: (parameter, message)."""
+
+
+# The gallery's orders: keyset columns (value getter, descending) and the cursor's fields.
+GALLERY_SORTS = ("id", "newest", "liked")
+MAX_GALLERY_LIST = 1000
+
+
+def _encode_cursor(sort, row):
+    values = [sort, row.id] if sort != "liked" else [sort, row.likes, row.id]
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor, sort):
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (ValueError, TypeError):
+        raise BadListQuery("cursor", "Not a cursor this list gave out: start again without it.") from None
+    expected = 3 if sort == "liked" else 2
+    if (
+        not isinstance(values, list)
+        or len(values) != expected
+        or values[0] != sort
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 for v in values[1:])
+    ):
+        raise BadListQuery("cursor", "Not a cursor of this sort order: start again without it.")
+    return values[1:]
+
+
+def list_products(shopper_id, search="", sort="id", limit=None, cursor=None):
+    """Return (products, next cursor or None, capped) for the gallery.
+
+    Live products whose title contains search (case-insensitive), in sort order: "id" (the
+    default), "newest" (highest id first: admin's ids grow) or "liked" (most likes first, then
+    newest). limit/cursor page through with a keyset (no OFFSET scan); without limit the list
+    stops at MAX_GALLERY_LIST and capped says there is more.
+    """
+    if sort not in GALLERY_SORTS:
+        raise BadListQuery("sort", f"Must be one of {', '.join(GALLERY_SORTS)}.")
     liked = (
         select(_like.c.product_id)
         .where(and_(_like.c.shopper_id == shopper_id, _like.c.product_id == _product.c.id))
         .exists()
     )
-    query = (
-        select(
-            _product.c.id,
-            _product.c.title,
-            _product.c.image,
-            _product.c.likes,
-            _product.c.version,
-            _product.c.likes_seq,
-            liked.label("liked"),
-        )
-        .where(_product.c.deleted.is_(False))
-        .order_by(_product.c.id)
-    )
+    query = select(
+        _product.c.id,
+        _product.c.title,
+        _product.c.image,
+        _product.c.likes,
+        _product.c.version,
+        _product.c.likes_seq,
+        liked.label("liked"),
+    ).where(_product.c.deleted.is_(False))
+    if search:
+        # Escaped: a % or _ in the search is a character, not a wildcard.
+        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(func.lower(_product.c.title).like(pattern, escape="\\"))
+    if sort == "id":
+        query = query.order_by(_product.c.id)
+    elif sort == "newest":
+        query = query.order_by(_product.c.id.desc())
+    else:
+        query = query.order_by(_product.c.likes.desc(), _product.c.id.desc())
+    if cursor is not None:
+        after = _decode_cursor(cursor, sort)
+        if sort == "id":
+            query = query.where(_product.c.id > after[0])
+        elif sort == "newest":
+            query = query.where(_product.c.id < after[0])
+        else:
+            likes, last_id = after
+            query = query.where(
+                (_product.c.likes < likes) | and_(_product.c.likes == likes, _product.c.id < last_id)
+            )
+    size = limit or MAX_GALLERY_LIST
     with db.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [
+        rows = conn.execute(query.limit(size + 1)).all()
+    more = len(rows) > size
+    rows = rows[:size]
+    next_cursor = _encode_cursor(sort, rows[-1]) if more and limit else None
+    products = [
         {
             "id": r.id,
             "title": r.title,
@@ -142,6 +204,7 @@ def list_products(shopper_id):
         }
         for r in rows
     ]
+    return products, next_cursor, more and not limit
 
 
 def like(shopper_id, product_id):

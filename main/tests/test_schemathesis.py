@@ -102,6 +102,8 @@ def test_api_conforms_to_its_openapi_document(served_app):
     result = subprocess.run(
         [
             str(BIN / "schemathesis"),
+            "--config-file",
+            str(Path(__file__).with_name("schemathesis.toml")),
             "run",
             f"{base}/flask/api/openapi.json",
             "--checks",

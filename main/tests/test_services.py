@@ -26,7 +26,7 @@ def test_like_then_unlike(app, add_product):
     add_product(1, likes=2)
     with app.app_context():
         assert services.like(SHOPPER, 1) == {"id": 1, "likes": 3, "liked": True}
-        assert services.list_products(SHOPPER)[0]["liked"] is True
+        assert services.list_products(SHOPPER)[0][0]["liked"] is True
         assert services.unlike(SHOPPER, 1) == {"id": 1, "likes": 2, "liked": False}
     assert state(app) == (2, 2, 0, 2)
 

@@ -116,10 +116,17 @@ class Shop:
         return requests.Session()
 
     def products(self, shopper: requests.Session | None = None) -> list[dict]:
-        """Return main's live products."""
-        resp = (shopper or requests).get(f"{self.base}/flask/api/products", timeout=30)
-        resp.raise_for_status()
-        return resp.json()
+        """Return main's live products, a page of 1,000 at a time (the plain list stops at 1,000)."""
+        products: list[dict] = []
+        cursor = None
+        while True:
+            params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+            resp = (shopper or requests).get(f"{self.base}/flask/api/products", params=params, timeout=30)
+            resp.raise_for_status()
+            products.extend(resp.json())
+            cursor = resp.headers.get("X-Next-Cursor")
+            if not cursor:
+                return products
 
     def product(self, product_id: int) -> dict | None:
         """Return one live product from main's list, or None."""

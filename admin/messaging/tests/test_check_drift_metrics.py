@@ -31,7 +31,8 @@ class FakeMain:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
                 body = json.dumps(fake.rows).encode()
-                status = 200 if self.path == "/flask/api/products" else 404
+                # check_drift pages through main's list (sort=id, limit, cursor): one page here.
+                status = 200 if self.path.split("?")[0] == "/flask/api/products" else 404
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -143,6 +144,8 @@ def test_a_non_list_answer_counts_as_an_error(monkeypatch):
 
 def _answer(body: bytes):
     class Response:
+        headers: dict = {}
+
         def __enter__(self):
             return self
 

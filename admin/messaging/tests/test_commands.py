@@ -190,16 +190,28 @@ def test_check_drift_reads_main_over_http(monkeypatch):
         def __exit__(self, *exc):
             return False
 
+        def __init__(self, body, next_cursor):
+            self.body, self.headers = body, ({"X-Next-Cursor": next_cursor} if next_cursor else {})
+
         def read(self):
-            return b'[{"id": 1, "title": "t", "image": "", "likes": 0}]'
+            return self.body
+
+    pages = [
+        (b'[{"id": 1, "title": "t", "image": "", "likes": 0}]', "c1"),
+        (b'[{"id": 2, "title": "u", "image": "", "likes": 0}]', None),
+    ]
 
     def fake_urlopen(request, timeout):
-        seen["url"] = request.full_url
-        return Response()
+        seen.setdefault("urls", []).append(request.full_url)
+        return Response(*pages[len(seen["urls"]) - 1])
 
     monkeypatch.setattr(check_drift.urllib.request, "urlopen", fake_urlopen)
     rows = check_drift.fetch_main_products("http://main:5000/", 3)
-    assert seen["url"] == "http://main:5000/flask/api/products"
-    assert rows[0]["id"] == 1
+    # Every product, a page at a time: main's plain list stops at 1,000.
+    assert seen["urls"] == [
+        "http://main:5000/flask/api/products?sort=id&limit=1000",
+        "http://main:5000/flask/api/products?sort=id&limit=1000&cursor=c1",
+    ]
+    assert [row["id"] for row in rows] == [1, 2]
     with pytest.raises(CommandError):
         check_drift.fetch_main_products("file:///etc/passwd", 3)

@@ -99,16 +99,66 @@ DOCUMENT = {
                 "summary": "List live products with likes and whether this shopper likes each",
                 "operationId": "listProducts",
                 "tags": ["products"],
-                "parameters": [_SHOPPER_COOKIE],
+                "description": (
+                    "A plain JSON list. Without `limit` it stops at 1,000 products and "
+                    "`X-Result-Capped: 1000` says so; with `limit`, `X-Next-Cursor` names the next page."
+                ),
+                "parameters": [
+                    _SHOPPER_COOKIE,
+                    {
+                        "name": "search",
+                        "in": "query",
+                        "required": False,
+                        "description": "Products whose title contains this text (case-insensitive).",
+                        "schema": {"type": "string", "maxLength": 200},
+                    },
+                    {
+                        "name": "sort",
+                        "in": "query",
+                        "required": False,
+                        "description": "id (default), newest (highest id first) or liked (most likes, then newest).",
+                        "schema": {"type": "string", "enum": ["id", "newest", "liked"], "default": "id"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "description": "Page size, 1..1000.",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "description": "The previous page's X-Next-Cursor (same sort).",
+                        "schema": {"type": "string", "maxLength": 100, "pattern": "^[A-Za-z0-9_-]+$"},
+                    },
+                ],
                 "responses": {
                     "200": _json(
-                        "Products ordered by id.",
+                        "Products in the asked order.",
                         {
                             "type": "array",
                             "items": {"$ref": "#/components/schemas/Product"},
                         },
-                        _SET_COOKIE,
+                        {
+                            **_SET_COOKIE,
+                            "X-Next-Cursor": {
+                                "description": "With limit, when more products follow: pass it as cursor.",
+                                "schema": {"type": "string"},
+                            },
+                            "X-Result-Capped": {
+                                "description": "Without limit, when the list stopped at 1,000 products.",
+                                "schema": {"type": "integer"},
+                            },
+                        },
                     ),
+                    "400": _error(
+                        "A malformed search, sort, limit or cursor (`bad_parameter`), named in `fields`."
+                    ),
+                    "414": {
+                        "description": "Request line over 4,094 bytes: refused by gunicorn before the app."
+                    },
                 },
             }
         },

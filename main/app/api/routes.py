@@ -44,10 +44,48 @@ def _reject_body():
     return None
 
 
+MAX_SEARCH_LENGTH = 200
+
+
+def _limit_parameter():
+    raw = request.args.get("limit")
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 5 or not 1 <= int(raw) <= services.MAX_GALLERY_LIST:
+        raise services.BadListQuery("limit", f"Must be a whole number, 1..{services.MAX_GALLERY_LIST}.")
+    return int(raw)
+
+
 @bp.get("/products")
 def list_products():
-    """List live products with their likes and whether this shopper likes each."""
-    return jsonify(services.list_products(current_shopper(request)))
+    """List live products with their likes and whether this shopper likes each.
+
+    ?search= (title), ?sort=id|newest|liked, ?limit= and ?cursor= (X-Next-Cursor of the page
+    before). Always a plain list; without limit it stops at 1,000 and X-Result-Capped says so.
+    """
+    try:
+        search = request.args.get("search", "").strip()
+        if len(search) > MAX_SEARCH_LENGTH:
+            raise services.BadListQuery("search", f"At most {MAX_SEARCH_LENGTH} characters.")
+        cursor = request.args.get("cursor")
+        if cursor is not None and len(cursor) > 100:
+            raise services.BadListQuery("cursor", "Not a cursor this list gave out: start again without it.")
+        products, next_cursor, capped = services.list_products(
+            current_shopper(request),
+            search=search,
+            sort=request.args.get("sort", "id"),
+            limit=_limit_parameter(),
+            cursor=cursor,
+        )
+    except services.BadListQuery as exc:
+        parameter, message = exc.args
+        return error_response(400, "bad_parameter", f"{parameter}: {message}", {parameter: [message]})
+    response = jsonify(products)
+    if next_cursor:
+        response.headers["X-Next-Cursor"] = next_cursor
+    if capped:
+        response.headers["X-Result-Capped"] = str(services.MAX_GALLERY_LIST)
+    return response
 
 
 @bp.post("/products/<product_id:product_id>/like")

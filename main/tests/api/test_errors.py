@@ -32,7 +32,7 @@ def test_wrong_method_is_json_405_with_allow(client, method, url, allowed):
 def test_unexpected_exception_is_logged_json_500(app, client, monkeypatch, caplog):
     from app import services
 
-    def boom(shopper_id):
+    def boom(*args, **kwargs):
         raise RuntimeError("database exploded")
 
     monkeypatch.setattr(services, "list_products", boom)

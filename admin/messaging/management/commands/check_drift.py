@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 from django.core.management.base import BaseCommand, CommandError
@@ -49,15 +50,26 @@ CHECK_ERRORS = Counter(
 )
 
 
+MAIN_PAGE_SIZE = 1000
+
+
 def fetch_main_products(main_url: str, timeout: float = 10.0) -> list[dict]:
-    """GET {main}/flask/api/products and return its JSON list."""
-    url = products_url(main_url)
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  # nosec B310
-        payload = json.loads(response.read().decode("utf-8"))
-    if not isinstance(payload, list):
-        raise CommandError(f"{url} did not return a JSON list")
-    return payload
+    """GET {main}/flask/api/products page by page (id order, X-Next-Cursor) and return every product."""
+    base = products_url(main_url)
+    products: list[dict] = []
+    cursor = None
+    while True:
+        query = {"sort": "id", "limit": MAIN_PAGE_SIZE, **({"cursor": cursor} if cursor else {})}
+        url = f"{base}?{urllib.parse.urlencode(query)}"
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  # nosec B310
+            payload = json.loads(response.read().decode("utf-8"))
+            cursor = response.headers.get("X-Next-Cursor")
+        if not isinstance(payload, list):
+            raise CommandError(f"{url} did not return a JSON list")
+        products.extend(payload)
+        if not cursor:
+            return products
 
 
 def products_url(main_url: str) -> str:
