@@ -209,7 +209,7 @@ CSRF_FAILURE_VIEW = "config.api.csrf_failure"
 # CORS: https://github.com/adamchainz/django-cors-headers
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
 CORS_ALLOW_CREDENTIALS = True
-CORS_EXPOSE_HEADERS = ["X-Total-Count"]
+CORS_EXPOSE_HEADERS = ["X-Total-Count", "X-Result-Capped"]
 
 # ---------------------------------------------------------------------------------------------
 # Django REST framework: https://www.django-rest-framework.org/api-guide/settings/

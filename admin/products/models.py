@@ -41,6 +41,8 @@ class User(models.Model):
 
     class Meta:
         ordering = ("id",)
+        # Not "users": the Django admin lists the staff accounts (auth's users) under that name.
+        verbose_name = "shop user"
 
     def __str__(self):
         return f"{self.name} <{self.email}>"

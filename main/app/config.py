@@ -17,8 +17,8 @@ REPO_DIR = BASE_DIR.parent
 DEFAULT_SQLITE_URL = f"sqlite:///{REPO_DIR / 'var' / 'main.sqlite3'}"
 INSECURE_DEV_SECRET_KEY = "insecure-dev-only-secret-key-change-me"  # noqa: S105 - refused in production
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-# Shopper cookies expire 90 days after they were last signed (app.api.shopper refreshes them daily).
-SHOPPER_COOKIE_MAX_AGE = 90 * 24 * 3600
+# Shopper cookies expire this many days after they were last signed (app.api.shopper refreshes them daily).
+SHOPPER_COOKIE_DAYS = 90
 
 
 class ConfigError(RuntimeError):
@@ -27,6 +27,22 @@ class ConfigError(RuntimeError):
 
 def _flag(value):
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _number(env, name, default, kind=int, minimum=0):
+    """Return env[name] as a number of kind (default when unset); ConfigError naming it otherwise."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} is not a number: set it to one, or unset it for {default}"
+        ) from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} is below {minimum}: set it to {minimum} or more, or unset it")
+    return value
 
 
 def _csv(value):
@@ -120,21 +136,21 @@ def load_config(environ=None):
         "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").upper(),
         "CORS_ALLOWED_ORIGINS": _csv(env.get("CORS_ALLOWED_ORIGINS")),
         "OUTBOX_WAKEUP_ADDR": env.get("OUTBOX_WAKEUP_ADDR") or "127.0.0.1:7802",
-        "METRICS_PORT": int(env.get("METRICS_PORT") or 0),
+        "METRICS_PORT": _number(env, "METRICS_PORT", 0),
         "OTEL_EXPORTER_OTLP_ENDPOINT": env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
-        "OUTBOX_RETENTION_HOURS": float(env.get("OUTBOX_RETENTION_HOURS") or 24),
-        "INBOX_RETENTION_HOURS": float(env.get("INBOX_RETENTION_HOURS") or 168),
+        "OUTBOX_RETENTION_HOURS": _number(env, "OUTBOX_RETENTION_HOURS", 24.0, float),
+        "INBOX_RETENTION_HOURS": _number(env, "INBOX_RETENTION_HOURS", 168.0, float),
         "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         # Likes carry no body; anything large is refused before it is read.
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "SHOPPER_COOKIE_SECURE": _flag(env.get("SHOPPER_COOKIE_SECURE")) or _flag(env.get("HTTPS_ONLY")),
-        "SHOPPER_COOKIE_MAX_AGE": int(env.get("SHOPPER_COOKIE_DAYS") or 90) * 24 * 3600,
+        "SHOPPER_COOKIE_MAX_AGE": 86400 * _number(env, "SHOPPER_COOKIE_DAYS", SHOPPER_COOKIE_DAYS, minimum=1),
         # app.api.guard: per-client limits (limits' notation, ";" between several), shared store.
         "LIKES_RATE_LIMIT": env.get("LIKES_RATE_LIMIT") or "60 per minute",
         "NEW_SHOPPER_RATE_LIMIT": env.get("NEW_SHOPPER_RATE_LIMIT") or "10 per minute",
         "RATELIMIT_STORAGE_URI": rate_limit_storage,
         "RATELIMIT_ENABLED": not _flag(env.get("RATE_LIMITS_OFF")),
         # How many proxies in front of this service to trust for X-Forwarded-For/-Proto (ProxyFix).
-        "TRUSTED_PROXY_HOPS": int(env.get("TRUSTED_PROXY_HOPS") or 0),
+        "TRUSTED_PROXY_HOPS": _number(env, "TRUSTED_PROXY_HOPS", 0),
         "JSON_SORT_KEYS": False,
     }

@@ -167,19 +167,18 @@ def list_products(shopper_id, search="", sort="id", limit=None, cursor=None):
         # Escaped: a % or _ in the search is a character, not a wildcard.
         pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(func.lower(_product.c.title).like(pattern, escape="\\"))
+    after = _decode_cursor(cursor, sort) if cursor is not None else None
     if sort == "id":
         query = query.order_by(_product.c.id)
+        if after is not None:
+            query = query.where(_product.c.id > after[0])
     elif sort == "newest":
         query = query.order_by(_product.c.id.desc())
+        if after is not None:
+            query = query.where(_product.c.id < after[0])
     else:
         query = query.order_by(_product.c.likes.desc(), _product.c.id.desc())
-    if cursor is not None:
-        after = _decode_cursor(cursor, sort)
-        if sort == "id":
-            query = query.where(_product.c.id > after[0])
-        elif sort == "newest":
-            query = query.where(_product.c.id < after[0])
-        else:
+        if after is not None:
             likes, last_id = after
             query = query.where(
                 (_product.c.likes < likes) | and_(_product.c.likes == likes, _product.c.id < last_id)

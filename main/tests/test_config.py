@@ -103,6 +103,30 @@ def test_development_keeps_its_defaults():
     assert load_config({"HTTPS_ONLY": "1"})["SHOPPER_COOKIE_SECURE"] is True
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("TRUSTED_PROXY_HOPS", "one", "not a number"),
+        ("SHOPPER_COOKIE_DAYS", "90d", "not a number"),
+        ("SHOPPER_COOKIE_DAYS", "0", "below 1"),
+        ("METRICS_PORT", "-1", "below 0"),
+        ("INBOX_RETENTION_HOURS", "a week", "not a number"),
+    ],
+)
+def test_a_number_setting_that_is_not_one_is_named(name, value, says):
+    with pytest.raises(ConfigError, match=f"{name}=.*{says}"):
+        load_config({name: value})
+
+
+def test_number_settings_are_read():
+    config = load_config(
+        {"TRUSTED_PROXY_HOPS": "2", "SHOPPER_COOKIE_DAYS": "7", "INBOX_RETENTION_HOURS": "0.5"}
+    )
+    assert config["TRUSTED_PROXY_HOPS"] == 2
+    assert config["SHOPPER_COOKIE_MAX_AGE"] == 7 * 24 * 3600
+    assert config["INBOX_RETENTION_HOURS"] == 0.5
+
+
 def test_unknown_app_env_is_refused():
     with pytest.raises(ConfigError):
         load_config({"APP_ENV": "staging"})

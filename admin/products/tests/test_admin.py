@@ -67,3 +67,11 @@ def test_admin_lists_and_messaging_tables_are_read_only(admin_site_client, produ
     assert client.get(f"{base}products/user/").status_code == 200
     assert client.get(f"{base}messaging/outboxevent/").status_code == 200
     assert client.get(f"{base}messaging/outboxevent/add/").status_code == 403
+
+
+def test_the_index_names_each_model_once(admin_site_client):
+    client, base = admin_site_client
+    page = client.get(base).content.decode()
+    # Staff accounts (auth) and the shop's users used to both read "Users".
+    assert page.count(">Users</a>") == 1, page
+    assert page.count(">Shop users</a>") == 1, page

@@ -18,6 +18,7 @@ limits fall back to per-process memory and say so in the log: a like never fails
 nginx adds its own per-address limit in front (frontend/nginx.conf).
 """
 
+import functools
 import logging
 import time
 from urllib.parse import urlsplit
@@ -61,11 +62,17 @@ class NewShopperLimited(TooManyRequests):
         )
 
 
+@functools.lru_cache(maxsize=8)
+def _parsed(spec):
+    """Return the rate limits a limits-notation string names, parsed once per string."""
+    return tuple(parse_many(spec))
+
+
 def may_mint_shopper():
     """Count one new shopper identity for this client; return 0 if allowed, else seconds to wait."""
     if not limiter.enabled:
         return 0
-    limits = parse_many(current_app.config["NEW_SHOPPER_RATE_LIMIT"])
+    limits = _parsed(current_app.config["NEW_SHOPPER_RATE_LIMIT"])
     address = client_address()
     try:
         strategy = limiter.limiter

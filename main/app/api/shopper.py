@@ -1,6 +1,6 @@
 """The anonymous shopper identity: a uuid4 in a signed, timestamped cookie.
 
-The cookie expires SHOPPER_COOKIE_MAX_AGE after it was signed (default 90 days), in the browser
+The cookie expires SHOPPER_COOKIE_DAYS after it was signed (default 90), in the browser
 and on the server (the timestamp is signed). A shopper who keeps coming back keeps the identity:
 a cookie older than a day is signed again with a fresh timestamp on the next request. A captured
 cookie therefore replays for at most the maximum age; rotating SECRET_KEY ends every cookie at once.
@@ -76,11 +76,6 @@ def verify_cookie(value, with_age=False):
     if with_age:
         return (shopper_id, age) if shopper_id else (None, 0.0)
     return shopper_id
-
-
-def has_valid_cookie(request):
-    """Return True when the request carries a valid shopper cookie."""
-    return verify_cookie(request.cookies.get(COOKIE_NAME)) is not None
 
 
 def current_shopper(request, write=False):

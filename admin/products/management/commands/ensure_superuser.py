@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from eventbus.runtime import PLACEHOLDER_MARKERS
+from eventbus.runtime import weak_secret_problems
 
 # make run's superuser. Production refuses it, and any password the validators refuse.
 DEVELOPMENT_PASSWORD = "admin"  # noqa: S105 - the documented development default, refused in production
@@ -43,9 +43,7 @@ class Command(BaseCommand):
     def _refuse_weak(password, user):
         """Raise CommandError when production would get a default, placeholder or invalid password."""
         problems = []
-        if password == DEVELOPMENT_PASSWORD or any(
-            marker in password.lower() for marker in PLACEHOLDER_MARKERS
-        ):
+        if password == DEVELOPMENT_PASSWORD or weak_secret_problems({"ADMIN_PASSWORD": password}):
             problems.append("it is the development default or a placeholder from .env.example")
         try:
             validate_password(password, user)
