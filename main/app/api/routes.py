@@ -1,8 +1,13 @@
-"""Routes of /flask/api: products, likes, health, readiness, OpenAPI and docs. No SQL here."""
+"""Routes of /flask/api: products, likes, health, readiness, OpenAPI and docs. No SQL here.
+
+Each view's docstring carries its OpenAPI operations in YAML after `---`; app.api.openapi builds
+the document from them and the schemas in app.api.schemas.
+"""
 
 import os
 
 from flask import Blueprint, current_app, jsonify, request, send_from_directory
+from marshmallow import ValidationError
 from werkzeug.routing import IntegerConverter
 
 from app import services
@@ -10,12 +15,10 @@ from app.api.docs import DOCS_HTML, swagger_ui_dist
 from app.api.errors import error_response
 from app.api.guard import cross_site_refusal, likes_limit
 from app.api.openapi import openapi_document
+from app.api.schemas import MAX_PRODUCT_ID, ProductListQuerySchema
 from app.api.shopper import current_shopper, set_shopper_cookie
 
 bp = Blueprint("api", __name__, url_prefix="/flask/api")
-
-# Product ids are BIGINT: larger numbers cannot name a product (and overflow SQLite binds).
-MAX_PRODUCT_ID = 2**63 - 1
 
 
 class ProductIdConverter(IntegerConverter):
@@ -44,42 +47,53 @@ def _reject_body():
     return None
 
 
-MAX_SEARCH_LENGTH = 200
+LIST_QUERY = ProductListQuerySchema()
 
 
-def _limit_parameter():
-    raw = request.args.get("limit")
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 5 or not 1 <= int(raw) <= services.MAX_GALLERY_LIST:
-        raise services.BadListQuery("limit", f"Must be a whole number, 1..{services.MAX_GALLERY_LIST}.")
-    return int(raw)
+def _bad_parameters(messages):
+    """Return the 400 that names each malformed parameter with its messages."""
+    # dict.fromkeys: the cursor's length and pattern checks share one message; say it once.
+    fields = {name: list(dict.fromkeys(errors)) for name, errors in messages.items()}
+    detail = " ".join(f"{name}: {' '.join(errors)}" for name, errors in fields.items())
+    return error_response(400, "bad_parameter", detail, fields)
 
 
 @bp.get("/products")
 def list_products():
     """List live products with their likes and whether this shopper likes each.
-
-    ?search= (title), ?sort=id|newest|liked, ?limit= and ?cursor= (X-Next-Cursor of the page
-    before). Always a plain list; without limit it stops at 1,000 and X-Result-Capped says so.
+    ---
+    get:
+      summary: List live products with likes and whether this shopper likes each
+      operationId: listProducts
+      tags: [products]
+      description: >-
+        A plain JSON list. Without `limit` it stops at 1,000 products and `X-Result-Capped: 1000`
+        says so; with `limit`, `X-Next-Cursor` names the next page.
+      parameters:
+        - {in: cookie, schema: ShopperCookieSchema}
+        - {in: query, schema: ProductListQuerySchema}
+      responses:
+        200:
+          description: Products in the asked order.
+          headers: {Set-Cookie: SetShopperCookie, X-Next-Cursor: NextCursor, X-Result-Capped: ResultCapped}
+          content:
+            application/json:
+              schema: {type: array, items: ProductSchema}
+        400:
+          description: A malformed search, sort, limit or cursor (`bad_parameter`), named in `fields`.
+          content: {application/json: {schema: ErrorSchema}}
+        414:
+          description: "Request line over 4,094 bytes: refused by gunicorn before the app."
     """
     try:
-        search = request.args.get("search", "").strip()
-        if len(search) > MAX_SEARCH_LENGTH:
-            raise services.BadListQuery("search", f"At most {MAX_SEARCH_LENGTH} characters.")
-        cursor = request.args.get("cursor")
-        if cursor is not None and len(cursor) > 100:
-            raise services.BadListQuery("cursor", "Not a cursor this list gave out: start again without it.")
         products, next_cursor, capped = services.list_products(
-            current_shopper(request),
-            search=search,
-            sort=request.args.get("sort", "id"),
-            limit=_limit_parameter(),
-            cursor=cursor,
+            current_shopper(request), **LIST_QUERY.load(request.args)
         )
+    except ValidationError as exc:
+        return _bad_parameters(exc.messages)
     except services.BadListQuery as exc:
         parameter, message = exc.args
-        return error_response(400, "bad_parameter", f"{parameter}: {message}", {parameter: [message]})
+        return _bad_parameters({parameter: [message]})
     response = jsonify(products)
     if next_cursor:
         response.headers["X-Next-Cursor"] = next_cursor
@@ -91,7 +105,31 @@ def list_products():
 @bp.post("/products/<product_id:product_id>/like")
 @likes_limit
 def like_product(product_id):
-    """Like a product as this shopper."""
+    """Like a product as this shopper.
+    ---
+    post:
+      summary: Like a product
+      operationId: likeProduct
+      tags: [likes]
+      parameters:
+        - {in: path, schema: ProductPathSchema}
+        - {in: cookie, schema: ShopperCookieSchema}
+      responses:
+        200:
+          description: Liked; `likes` is the new count.
+          headers: {Set-Cookie: SetShopperCookie}
+          content: {application/json: {schema: LikeResultSchema}}
+        400:
+          description: Already liked (`already_liked`) or a request body was sent (`unexpected_body`).
+          content: {application/json: {schema: ErrorSchema}}
+        403: CrossSite
+        404:
+          description: Unknown or deleted product (`not_found`).
+          content: {application/json: {schema: ErrorSchema}}
+        405: MethodNotAllowed
+        413: BodyTooLarge
+        429: LikesRateLimited
+    """
     rejected = _reject_body()
     if rejected is not None:
         return rejected
@@ -109,7 +147,31 @@ def like_product(product_id):
 @bp.delete("/products/<product_id:product_id>/like")
 @likes_limit
 def unlike_product(product_id):
-    """Withdraw this shopper's like of a product."""
+    """Withdraw this shopper's like of a product.
+    ---
+    delete:
+      summary: Withdraw a like
+      operationId: unlikeProduct
+      tags: [likes]
+      parameters:
+        - {in: path, schema: ProductPathSchema}
+        - {in: cookie, schema: ShopperCookieSchema}
+      responses:
+        200:
+          description: Like withdrawn; `likes` is the new count.
+          headers: {Set-Cookie: SetShopperCookie}
+          content: {application/json: {schema: LikeResultSchema}}
+        400:
+          description: A request body was sent (`unexpected_body`).
+          content: {application/json: {schema: ErrorSchema}}
+        403: CrossSite
+        404:
+          description: Unknown or deleted product (`not_found`), or this shopper does not like it (`not_liked`).
+          content: {application/json: {schema: ErrorSchema}}
+        405: MethodNotAllowed
+        413: BodyTooLarge
+        429: LikesRateLimited
+    """
     rejected = _reject_body()
     if rejected is not None:
         return rejected
@@ -132,32 +194,90 @@ def _wake_relay():
 
 @bp.get("/health")
 def health():
-    """Answer 200 while the process serves requests (liveness)."""
+    """Answer 200 while the process serves requests (liveness).
+    ---
+    get:
+      summary: Liveness
+      operationId: health
+      tags: [operations]
+      responses:
+        200:
+          description: The process serves requests.
+          content: {application/json: {schema: HealthSchema}}
+    """
     return jsonify({"status": "ok"})
 
 
 @bp.get("/ready")
 def ready():
-    """Answer 200 when database, broker, outbox and consumer are healthy, else 503."""
+    """Answer 200 when database, broker, outbox and consumer are healthy, else 503.
+    ---
+    get:
+      summary: "Readiness: database, broker, outbox backlog, consumer heartbeat"
+      operationId: ready
+      tags: [operations]
+      responses:
+        200:
+          description: Ready.
+          content: {application/json: {schema: ReadinessSchema}}
+        503:
+          description: Not ready; see which check failed.
+          content: {application/json: {schema: ReadinessSchema}}
+    """
     ok, checks = services.readiness(current_app.config)
     return jsonify({"status": "ready" if ok else "not_ready", "checks": checks}), (200 if ok else 503)
 
 
 @bp.get("/openapi.json")
 def openapi():
-    """Serve the OpenAPI 3 document of this API."""
-    return jsonify(openapi_document())
+    """Serve the OpenAPI 3 document of this API, generated from these routes.
+    ---
+    get:
+      summary: This OpenAPI document
+      operationId: openapi
+      tags: [operations]
+      responses:
+        200:
+          description: OpenAPI 3 document.
+          content: {application/json: {schema: {type: object}}}
+    """
+    return jsonify(openapi_document(current_app))
 
 
 @bp.get("/docs")
 def docs():
-    """Serve the Swagger UI page for the OpenAPI document."""
+    """Serve the Swagger UI page for the OpenAPI document.
+    ---
+    get:
+      summary: Swagger UI for this document
+      operationId: docs
+      tags: [operations]
+      responses:
+        200:
+          description: HTML page.
+          content: {text/html: {schema: {type: string}}}
+    """
     return DOCS_HTML, 200, {"Content-Type": "text/html; charset=utf-8"}
 
 
 @bp.get("/docs/assets/<path:filename>")
 def docs_assets(filename):
-    """Serve Swagger UI's bundled static files (shipped by the flask-swagger-ui package)."""
+    """Serve Swagger UI's bundled static files (shipped by the flask-swagger-ui package).
+    ---
+    get:
+      summary: Static files of Swagger UI
+      operationId: docsAssets
+      tags: [operations]
+      parameters:
+        - {name: filename, in: path, required: true, schema: {type: string}}
+      responses:
+        200:
+          description: The file.
+          content: {"*/*": {schema: {type: string}}}
+        404:
+          description: No such asset.
+          content: {application/json: {schema: ErrorSchema}}
+    """
     if os.path.basename(filename) != filename:
         return error_response(404, "not_found", "No such asset.")
     return send_from_directory(swagger_ui_dist(), filename, max_age=86400)

@@ -86,8 +86,13 @@ def test_without_limit_the_list_stops_at_the_cap_and_says_so(client, add_product
         ("?limit=1001", "limit"),
         ("?limit=-3", "limit"),
         ("?limit=ten", "limit"),
+        ("?limit=+5", "limit"),
+        ("?limit=1_0", "limit"),
+        ("?limit=%C2%B2", "limit"),  # "²": a digit to str.isdigit, not to int()
+        ("?limit=%D9%A1", "limit"),  # Arabic-Indic one
         ("?cursor=garbage!!", "cursor"),
         ("?cursor=" + "A" * 300, "cursor"),
+        ("?cursor=WyJpZCIsMV0=", "cursor"),  # padded: this list gives cursors out without "="
         ("?search=" + "x" * 201, "search"),
     ],
 )
@@ -96,6 +101,42 @@ def test_bad_parameters_get_400_naming_the_parameter(client, gallery, query, par
     assert response.status_code == 400
     body = response.get_json()
     assert body["error"] == "bad_parameter" and parameter in body["fields"]
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter", "message"),
+    [
+        ("?sort=price", "sort", "Must be one of id, newest, liked."),
+        ("?limit=0", "limit", "Must be a whole number, 1..1000."),
+        ("?cursor=garbage!!", "cursor", "Not a cursor this list gave out: start again without it."),
+        ("?cursor=" + "!" * 300, "cursor", "Not a cursor this list gave out: start again without it."),
+        ("?search=" + "x" * 201, "search", "At most 200 characters."),
+    ],
+)
+def test_a_bad_parameter_is_named_with_one_message(client, gallery, query, parameter, message):
+    body = client.get(URL + query).get_json()
+    assert body == {
+        "error": "bad_parameter",
+        "detail": f"{parameter}: {message}",
+        "fields": {parameter: [message]},
+    }
+
+
+def test_every_bad_parameter_is_named_at_once(client, gallery):
+    body = client.get(URL + "?sort=price&limit=0&search=" + "x" * 201).get_json()
+    assert body["fields"] == {
+        "search": ["At most 200 characters."],
+        "sort": ["Must be one of id, newest, liked."],
+        "limit": ["Must be a whole number, 1..1000."],
+    }
+    assert body["detail"] == (
+        "search: At most 200 characters. sort: Must be one of id, newest, liked. limit: Must be a whole number, 1..1000."
+    )
+
+
+def test_search_is_trimmed_before_its_length_is_checked(client, gallery):
+    assert ids(client.get(URL + "?search=%20Copper%20k%20")) == [1]
+    assert client.get(URL + "?search=" + "x" * 200 + "%20%20").status_code == 200
 
 
 def test_a_cursor_of_another_sort_or_forged_is_refused(client, gallery):
