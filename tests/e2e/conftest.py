@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Route, expect, sync_playwright
+from faults.support import AdminApi as TokenAdminApi
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 from harness.polling import eventually
 from harness.servers import free_port, popen_kwargs, tail
-from harness.services import ADMIN_PASSWORD, ADMIN_USERNAME, ServiceSet
+from harness.services import ServiceSet
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 # Every run saves its screenshots under var/ (git-ignored); `make screenshots` sets
@@ -202,31 +203,17 @@ def new_context(browser: Browser, spa_url: str) -> Iterator[Callable[..., Browse
         context.close()
 
 
-class AdminApi:
-    """The admin REST API as the staff user, for arranging data and checking outcomes."""
+class AdminApi(TokenAdminApi):
+    """The admin REST API as the staff user (an API token), for arranging data and checking outcomes."""
 
     def __init__(self, base_url: str):
-        self.base = base_url.rstrip("/")
-        self.session = requests.Session()
-        self.session.auth = (ADMIN_USERNAME, ADMIN_PASSWORD)
-
-    def create(self, title: str, image: str) -> dict:
-        """Create a product and return its JSON."""
-        resp = self.session.post(
-            f"{self.base}/api/products",
-            json={"title": title, "image": image},
-            timeout=15,
-        )
-        assert resp.status_code == 201, f"create: HTTP {resp.status_code} {resp.text[:300]}"
-        return resp.json()
-
-    def get(self, product_id: int) -> requests.Response:
-        """GET one product (raw response)."""
-        return self.session.get(f"{self.base}/api/products/{product_id}", timeout=15)
+        super().__init__(base_url)
 
     def find(self, title: str) -> dict | None:
         """Return the product with this title, or None."""
-        resp = self.session.get(f"{self.base}/api/products", timeout=15)
+        resp = self.session.get(
+            f"{self.base}/api/products", params={"search": title, "limit": 1000}, timeout=15
+        )
         resp.raise_for_status()
         return next((p for p in resp.json() if p["title"] == title), None)
 
@@ -241,7 +228,7 @@ def admin_api(stack: ServiceSet) -> Iterator[AdminApi]:
     """Return an admin API client (staff user, HTTP Basic auth)."""
     api = AdminApi(stack.admin_url)
     yield api
-    api.session.close()
+    api.close()
 
 
 @pytest.fixture
@@ -257,3 +244,35 @@ def make_product(admin_api: AdminApi) -> Iterator[Callable[[str, str], dict]]:
     yield make
     for product in created:
         admin_api.delete(product["id"])
+
+
+AXE = FRONTEND / "node_modules" / "axe-core" / "axe.min.js"
+# What the e2e tests refuse; minor and moderate findings are printed, not failed.
+AXE_BLOCKING = ("serious", "critical")
+
+
+def axe_violations(page: Page) -> list[dict]:
+    """Run axe-core (the npm package, pinned in frontend/package.json) on the page; return its violations."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    return page.evaluate(
+        """async () => {
+            const result = await window.axe.run(document, { resultTypes: ['violations'] })
+            return result.violations.map((v) => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ') + ': ' + n.failureSummary),
+            }))
+        }"""
+    )
+
+
+def assert_accessible(page: Page, where: str) -> None:
+    """Fail when axe-core finds a serious or critical violation on the page, naming each."""
+    found = axe_violations(page)
+    blocking = [v for v in found if v["impact"] in AXE_BLOCKING]
+    for v in found:
+        if v not in blocking:
+            print(f"axe ({where}) {v['impact']}: {v['id']}: {v['help']}")
+    assert not blocking, f"axe-core on {where}:\n" + "\n".join(
+        f"- {v['impact']} {v['id']}: {v['help']}\n    " + "\n    ".join(v["nodes"]) for v in blocking
+    )

@@ -13,7 +13,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from harness.polling import eventually
 from harness.services import ADMIN_PASSWORD, ADMIN_USERNAME
 
-from .conftest import SCREENSHOTS, AdminApi, image_url
+from .conftest import AdminApi, image_url
 
 NewContext = Callable[..., BrowserContext]
 MakeProduct = Callable[[str, str], dict]
@@ -175,45 +175,6 @@ def test_invalid_product_input_shows_the_errors(new_context: NewContext, admin_a
     expect(page.get_by_role("alert")).to_have_count(0)
     expect(page).to_have_url(re.compile(r"/admin/products/create$"))
     assert admin_api.find(title) is None
-
-
-def test_screenshots_of_the_gallery_and_the_admin_table(
-    new_context: NewContext, make_product: MakeProduct
-) -> None:
-    created = [
-        make_product(unique(name), image_url(slug))
-        for name, slug in (
-            ("Ceramic mug", "mug"),
-            ("Wool blanket", "blanket"),
-            ("Brass lamp", "lamp"),
-            ("Glass vase", "vase"),
-        )
-    ]
-    shopper = new_context(viewport={"width": 1100, "height": 760}).new_page()
-    shopper.goto("/")
-    for product in created:
-        expect(card(shopper, product["title"]).get_by_role("img", name=product["title"])).to_be_visible()
-    shopper.wait_for_function("Array.from(document.images).every((img) => img.complete)")
-    first = created[0]["title"]
-    card(shopper, first).get_by_role("button", name=f"Like {first}").click()
-    # Settled (the server answered), and no hover or focus styling in the picture.
-    expect(card(shopper, first).get_by_role("button", name=f"Unlike {first}")).to_have_attribute(
-        "aria-busy", "false"
-    )
-    shopper.mouse.move(0, 0)
-    shopper.evaluate("document.activeElement && document.activeElement.blur()")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shopper.screenshot(path=str(SCREENSHOTS / "gallery.png"))
-
-    admin = new_context(viewport={"width": 1100, "height": 760}).new_page()
-    sign_in(admin)
-    expect(admin.get_by_role("cell", name=created[-1]["title"], exact=True)).to_be_visible()
-    admin.wait_for_function("Array.from(document.images).every((img) => img.complete)")
-    admin.screenshot(path=str(SCREENSHOTS / "admin-products.png"))
-
-    for name in ("gallery.png", "admin-products.png"):
-        data = (SCREENSHOTS / name).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000, name
 
 
 def page_width(page: Page) -> int:

@@ -1,5 +1,5 @@
 import { http, HttpResponse } from 'msw'
-import { ApiError, NetworkError, createApiClient, describeErrorBody } from './api-client'
+import { ApiError, NetworkError, createApiClient, describeErrorBody, errorMessage } from './api-client'
 import { server } from '@/testing/mocks/server'
 import { ORIGIN } from '@/testing/mocks/backend'
 
@@ -111,6 +111,38 @@ describe('api client', () => {
     await expect(client.admin.get('/api/products', { skipAuthEvents: true })).rejects.toBeInstanceOf(ApiError)
     unsubscribe()
     expect(listener).toHaveBeenCalledTimes(1)
+  })
+
+  it('never shows a proxy\'s HTML error page: a 502 reads as human text', async () => {
+    server.use(
+      http.get(`${ORIGIN}/flask/api/products`, () =>
+        new HttpResponse('<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>nginx</body></html>', {
+          status: 502,
+          headers: { 'Content-Type': 'text/html' },
+        }),
+      ),
+    )
+    const error = await client.main.get('/flask/api/products').catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ApiError)
+    expect(errorMessage(error)).toBe('The service is unavailable or restarting (502). Try again in a moment.')
+    expect(errorMessage(error)).not.toMatch(/</)
+  })
+
+  it('keeps a short plain-text body as the message, and says what a 429 means', async () => {
+    expect(errorMessage(new ApiError(400, 'Bad Request'))).toBe('Bad Request')
+    expect(errorMessage(new ApiError(500, '{"traceback": "..."}'))).toMatch(/server had a problem \(500\)/)
+    expect(errorMessage(new ApiError(429, ''))).toMatch(/Too many requests/)
+  })
+
+  it('returns the parsed body with the response headers from exchange', async () => {
+    server.use(
+      http.get(`${ORIGIN}/api/products`, () =>
+        HttpResponse.json([{ id: 1 }], { headers: { 'X-Total-Count': '41' } }),
+      ),
+    )
+    const { body, headers } = await client.exchange<unknown[]>('admin', '/api/products?limit=1')
+    expect(body).toEqual([{ id: 1 }])
+    expect(headers.get('X-Total-Count')).toBe('41')
   })
 
   it('turns a failed connection into NetworkError', async () => {

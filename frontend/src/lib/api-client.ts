@@ -46,6 +46,13 @@ function asMessages(value: unknown): string[] | null {
   return null
 }
 
+/** Return a short plain-text body as a sentence to show; null for markup (a proxy's HTML error page) or a dump. */
+export function plainSentence(text: string): string | null {
+  const trimmed = text.trim()
+  if (!trimmed || trimmed.length > 300 || /[<>{}]/.test(trimmed) || trimmed.includes('\n')) return null
+  return trimmed
+}
+
 /** Split an error body into code, human detail and field errors. */
 export function describeErrorBody(body: unknown): {
   code: string | null
@@ -54,7 +61,7 @@ export function describeErrorBody(body: unknown): {
 } {
   const fieldErrors: FieldErrors = {}
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
-    return { code: null, detail: typeof body === 'string' && body ? body.slice(0, 300) : null, fieldErrors }
+    return { code: null, detail: typeof body === 'string' ? plainSentence(body) : null, fieldErrors }
   }
   const obj = body as Record<string, unknown>
   const code = typeof obj.error === 'string' ? obj.error : null
@@ -140,7 +147,13 @@ export function createApiClient(config: ApiClientConfig) {
     return getCookie(CSRF_COOKIE) ?? csrfFromBody
   }
 
-  async function request<T>(service: Service, path: string, options: RequestOptions = {}, retried = false): Promise<T> {
+  /** Send one request; return the parsed body with the response headers (paging headers live there). */
+  async function exchange<T>(
+    service: Service,
+    path: string,
+    options: RequestOptions = {},
+    retried = false,
+  ): Promise<{ body: T; headers: Headers }> {
     const method = options.method ?? 'GET'
     const headers: Record<string, string> = { Accept: 'application/json' }
     if (options.body !== undefined) headers['Content-Type'] = 'application/json'
@@ -156,13 +169,13 @@ export function createApiClient(config: ApiClientConfig) {
       signal: options.signal,
     })
     const body = await parseBody(res)
-    if (res.ok) return body as T
+    if (res.ok) return { body: body as T, headers: res.headers }
 
     const error = new ApiError(res.status, body)
     // A stale token (e.g. rotated by a login in another tab) gets one fresh try.
     if (service === 'admin' && res.status === 403 && !retried && /csrf/i.test(error.message) && UNSAFE.has(method)) {
       await ensureCsrfToken(true)
-      return request<T>(service, path, options, true)
+      return exchange<T>(service, path, options, true)
     }
     if (service === 'admin' && (res.status === 401 || res.status === 403) && !options.skipAuthEvents) {
       listeners.forEach((listener) => listener())
@@ -170,8 +183,13 @@ export function createApiClient(config: ApiClientConfig) {
     throw error
   }
 
+  async function request<T>(service: Service, path: string, options: RequestOptions = {}): Promise<T> {
+    return (await exchange<T>(service, path, options)).body
+  }
+
   return {
     request,
+    exchange,
     ensureCsrfToken,
     /** Register a callback for "the admin API refused our session"; returns an unsubscribe. */
     onUnauthorized(listener: UnauthorizedListener): () => void {
@@ -208,8 +226,12 @@ export const api: ApiClient = createApiClient({
 export function errorMessage(err: unknown): string {
   if (err instanceof ApiError) {
     if (err.detail) return err.detail
+    if (err.status === 502 || err.status === 503 || err.status === 504) {
+      return `The service is unavailable or restarting (${err.status}). Try again in a moment.`
+    }
     if (err.status >= 500) return `The server had a problem (${err.status}). Try again in a moment.`
     if (err.status === 404) return 'Not found.'
+    if (err.status === 429) return 'Too many requests. Wait a moment, then try again.'
     return err.code ? `Request failed: ${err.code.replace(/_/g, ' ')}` : err.message
   }
   if (err instanceof Error) return err.message

@@ -11,6 +11,8 @@ beforeAll(() => server.listen({ onUnhandledRequest: 'error' }))
 afterEach(() => {
   cleanup()
   server.resetHandlers()
+  // Unsaved-form drafts live in sessionStorage: no test sees another's.
+  sessionStorage.clear()
   // Cookies live on the shared jsdom document; start each test without any.
   for (const part of document.cookie.split(';')) {
     const name = part.split('=')[0]?.trim()

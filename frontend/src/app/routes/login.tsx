@@ -2,6 +2,7 @@ import { Navigate, useLocation, useNavigate } from 'react-router'
 import { Loading } from '@/components/ui/status'
 import { useAuth } from '@/features/auth/components/auth-context'
 import { LoginForm } from '@/features/auth/components/login-form'
+import { hasDraft } from '@/features/products/hooks/use-draft'
 
 /** Only follow same-app paths, so ?from cannot send people elsewhere. */
 function safeFrom(state: unknown): string {
@@ -26,7 +27,13 @@ export function LoginRoute() {
       <div className="col-12 col-sm-10 col-md-6 col-lg-4">
         <title>Sign in · Shop</title>
         <h1 className="h3 mb-3">Sign in</h1>
-        <p className="text-body-secondary">Sign in with your admin account to manage products.</p>
+        {hasDraft(from) ? (
+          <div className="alert alert-info" role="status">
+            Your session ended. Sign in again to go back to your form: what you typed is kept.
+          </div>
+        ) : (
+          <p className="text-body-secondary">Sign in with your admin account to manage products.</p>
+        )}
         <LoginForm onSuccess={() => navigate(from, { replace: true })} />
       </div>
     </div>

@@ -29,13 +29,8 @@ export function AdminLayout() {
         <nav aria-label="Admin">
           <ul className="nav nav-pills">
             <li className="nav-item">
-              <NavLink to="/admin/products" end className={({ isActive }) => `nav-link${isActive ? ' active' : ''}`}>
+              <NavLink to="/admin/products" className={({ isActive }) => `nav-link${isActive ? ' active' : ''}`}>
                 Products
-              </NavLink>
-            </li>
-            <li className="nav-item">
-              <NavLink to="/admin/products/create" className={({ isActive }) => `nav-link${isActive ? ' active' : ''}`}>
-                New product
               </NavLink>
             </li>
           </ul>

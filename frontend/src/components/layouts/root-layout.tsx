@@ -26,7 +26,7 @@ export function RootLayout() {
           </div>
         </nav>
       </header>
-      <main id="main" className="container py-4" tabIndex={-1}>
+      <main id="main" className="container py-4 toast-room" tabIndex={-1}>
         <Outlet />
       </main>
     </>

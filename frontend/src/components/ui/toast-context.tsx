@@ -42,7 +42,9 @@ export function ToastProvider({ children }: { children: ReactNode }) {
   return (
     <ToastContext.Provider value={api}>
       {children}
-      <div className="toast-container position-fixed bottom-0 end-0 p-3" style={{ zIndex: 1090 }}>
+      {/* Clicks pass between toasts (the container takes none), and the page keeps room at its
+          bottom (.toast-room) so anything under a toast can be scrolled clear of it. */}
+      <div className="toast-container toast-area position-fixed bottom-0 end-0 p-3" style={{ zIndex: 1090 }}>
         {toasts.map((t) => (
           <div
             key={t.id}

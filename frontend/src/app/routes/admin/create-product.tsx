@@ -2,8 +2,9 @@ import { useNavigate } from 'react-router'
 import { useToast } from '@/components/ui/toast-context'
 import { createProduct } from '@/features/products/api/create-product'
 import { ProductForm } from '@/features/products/components/product-form'
+import type { ListReturn } from '@/features/products/components/products-table'
 
-/** Create a product and go back to the list. */
+/** Create a product and go back to the list, newest first, with the new row highlighted. */
 export function CreateProductRoute() {
   const navigate = useNavigate()
   const toast = useToast()
@@ -16,7 +17,7 @@ export function CreateProductRoute() {
         onSubmit={async (input) => {
           const product = await createProduct(input)
           toast.show('success', `Created “${product?.title ?? input.title}”.`)
-          navigate('/admin/products')
+          navigate('/admin/products', { state: { highlight: product?.id } satisfies ListReturn })
         }}
       />
     </div>

@@ -1,11 +1,12 @@
 import { useCallback, useEffect, useState } from 'react'
-import { Link, useNavigate, useParams } from 'react-router'
+import { Link, useLocation, useNavigate, useParams } from 'react-router'
 import { Loading, Problem } from '@/components/ui/status'
 import { useToast } from '@/components/ui/toast-context'
 import { getProduct } from '@/features/products/api/get-product'
 import type { Product } from '@/features/products/api/types'
 import { updateProduct } from '@/features/products/api/update-product'
 import { ProductForm } from '@/features/products/components/product-form'
+import type { ListReturn } from '@/features/products/components/products-table'
 import { ApiError, errorMessage } from '@/lib/api-client'
 
 type Load = { status: 'loading' } | { status: 'ready'; product: Product } | { status: 'missing' } | { status: 'error'; message: string }
@@ -20,6 +21,9 @@ export function EditProductRoute() {
 function EditProduct({ productId }: { productId: number }) {
   const navigate = useNavigate()
   const toast = useToast()
+  // Back to the page of the list the admin came from (its search, sort and page), or the first.
+  const list = (useLocation().state as ListReturn | null)?.list
+  const listUrl = `/admin/products${typeof list === 'string' && list.startsWith('?') ? list : ''}`
   const [load, setLoad] = useState<Load>({ status: 'loading' })
   const [attempt, setAttempt] = useState(0)
 
@@ -63,10 +67,11 @@ function EditProduct({ productId }: { productId: number }) {
       <ProductForm
         initial={{ title: product.title, image: product.image }}
         submitLabel="Save changes"
+        cancelTo={listUrl}
         onSubmit={async (input) => {
           await updateProduct(product.id, input)
           toast.show('success', `Saved “${input.title}”. The shop shows it in a few seconds.`)
-          navigate('/admin/products')
+          navigate(listUrl, { state: { highlight: product.id } satisfies ListReturn })
         }}
       />
     )

@@ -2,6 +2,7 @@ import { act, fireEvent, screen, waitFor, within } from '@testing-library/react'
 import { http, HttpResponse, delay } from 'msw'
 import { server } from '@/testing/mocks/server'
 import { ORIGIN, makeGalleryProduct } from '@/testing/mocks/backend'
+import { createMemoryRouter, RouterProvider } from 'react-router'
 import { renderWithProviders } from '@/testing/test-utils'
 import type { GalleryProduct } from '../api/types'
 import { Gallery } from './gallery'
@@ -21,6 +22,12 @@ function gate() {
   return { open, opened }
 }
 
+/** Render the gallery alone at `path`, under a router (it keeps its search in the URL). */
+function renderGallery(pollMs: number, path = '/') {
+  const router = createMemoryRouter([{ path: '/', element: <Gallery pollMs={pollMs} /> }], { initialEntries: [path] })
+  return { ...renderWithProviders(<RouterProvider router={router} />), router }
+}
+
 function card(title: string) {
   return screen.getByRole('article', { name: title })
 }
@@ -28,7 +35,7 @@ function card(title: string) {
 describe('Gallery', () => {
   it('shows each product with its title, like count and image', async () => {
     serveList([makeGalleryProduct({ id: 1, title: 'Red mug', likes: 3 }), makeGalleryProduct({ id: 2, title: 'Blue cup', likes: 1 })])
-    renderWithProviders(<Gallery pollMs={POLL_OFF} />)
+    renderGallery(POLL_OFF)
 
     expect(screen.getByRole('status')).toHaveTextContent('Loading products…')
     expect(await screen.findByRole('heading', { name: 'Red mug' })).toBeInTheDocument()
@@ -47,7 +54,7 @@ describe('Gallery', () => {
         return HttpResponse.json({ id: Number(params.id), likes: 9, liked: true })
       }),
     )
-    const { user } = renderWithProviders(<Gallery pollMs={POLL_OFF} />)
+    const { user } = renderGallery(POLL_OFF)
     await user.click(await screen.findByRole('button', { name: 'Like Lamp' }))
 
     expect(within(card('Lamp')).getByText('5 likes')).toBeInTheDocument()
@@ -61,7 +68,7 @@ describe('Gallery', () => {
   it('rolls back and says so when the like fails', async () => {
     serveList([makeGalleryProduct({ id: 3, title: 'Chair', likes: 2 })])
     server.use(http.post(LIKE, () => HttpResponse.json({ error: 'internal', detail: 'Database unavailable' }, { status: 503 })))
-    const { user } = renderWithProviders(<Gallery pollMs={POLL_OFF} />)
+    const { user } = renderGallery(POLL_OFF)
     await user.click(await screen.findByRole('button', { name: 'Like Chair' }))
 
     expect(await screen.findByRole('alert')).toHaveTextContent('Couldn\'t like “Chair”: Database unavailable')
@@ -78,7 +85,7 @@ describe('Gallery', () => {
         return HttpResponse.json({ id: Number(params.id), likes: 0, liked: false })
       }),
     )
-    const { user } = renderWithProviders(<Gallery pollMs={POLL_OFF} />)
+    const { user } = renderGallery(POLL_OFF)
     await user.click(await screen.findByRole('button', { name: 'Unlike Vase' }))
 
     expect(await within(card('Vase')).findByText('0 likes')).toBeInTheDocument()
@@ -95,7 +102,7 @@ describe('Gallery', () => {
         return HttpResponse.json({ error: 'already_liked' }, { status: 400 })
       }),
     )
-    const { user } = renderWithProviders(<Gallery pollMs={POLL_OFF} />)
+    const { user } = renderGallery(POLL_OFF)
     await user.click(await screen.findByRole('button', { name: 'Like Rug' }))
 
     expect(await within(card('Rug')).findByText('6 likes')).toBeInTheDocument()
@@ -112,7 +119,7 @@ describe('Gallery', () => {
         return HttpResponse.json({ error: 'not_liked', detail: 'You do not like product 4.' }, { status: 404 })
       }),
     )
-    const { user } = renderWithProviders(<Gallery pollMs={POLL_OFF} />)
+    const { user } = renderGallery(POLL_OFF)
     await user.click(await screen.findByRole('button', { name: 'Unlike Bench' }))
 
     expect(await within(card('Bench')).findByRole('button', { name: 'Like Bench' })).toBeInTheDocument()
@@ -123,7 +130,7 @@ describe('Gallery', () => {
   it('drops a product that was deleted meanwhile without calling it an error', async () => {
     serveList([makeGalleryProduct({ id: 1, title: 'Kept' }), makeGalleryProduct({ id: 2, title: 'Gone' })])
     server.use(http.post(LIKE, () => HttpResponse.json({ error: 'not_found', detail: 'Product 2 does not exist.' }, { status: 404 })))
-    const { user } = renderWithProviders(<Gallery pollMs={POLL_OFF} />)
+    const { user } = renderGallery(POLL_OFF)
     await user.click(await screen.findByRole('button', { name: 'Like Gone' }))
 
     expect(await screen.findByText('“Gone” is no longer available.')).toBeInTheDocument()
@@ -135,7 +142,7 @@ describe('Gallery', () => {
   it('says there are no products yet and can check again', async () => {
     let products: GalleryProduct[] = []
     serveList(() => products)
-    const { user } = renderWithProviders(<Gallery pollMs={POLL_OFF} />)
+    const { user } = renderGallery(POLL_OFF)
 
     expect(await screen.findByText('No products yet.')).toBeInTheDocument()
     products = [makeGalleryProduct({ id: 1, title: 'First' })]
@@ -152,7 +159,7 @@ describe('Gallery', () => {
           : HttpResponse.json([makeGalleryProduct({ title: 'Back' })]),
       ),
     )
-    const { user } = renderWithProviders(<Gallery pollMs={POLL_OFF} />)
+    const { user } = renderGallery(POLL_OFF)
 
     const alert = await screen.findByRole('alert')
     expect(alert).toHaveTextContent("We couldn't load the products.")
@@ -162,9 +169,21 @@ describe('Gallery', () => {
     expect(await screen.findByRole('article', { name: 'Back' })).toBeInTheDocument()
   })
 
+  it('clamps a long title on screen but keeps all of it for hover and screen readers', async () => {
+    const title = `A very long product title ${'that goes on '.repeat(12)}and ends here`
+    serveList([makeGalleryProduct({ id: 1, title })])
+    renderGallery(POLL_OFF)
+
+    const heading = await screen.findByRole('heading', { name: title })
+    expect(heading).toHaveAttribute('title', title)
+    expect(heading).toHaveClass('gallery-card-title')
+    expect(card(title)).toBeInTheDocument()
+    expect(within(card(title)).getByRole('button', { name: `Like ${title}` })).toHaveClass('gallery-like-button')
+  })
+
   it('shows a placeholder when an image does not load', async () => {
     serveList([makeGalleryProduct({ id: 1, title: 'Broken', image: 'https://img.example.com/missing.jpg' })])
-    renderWithProviders(<Gallery pollMs={POLL_OFF} />)
+    renderGallery(POLL_OFF)
     const img = await screen.findByRole('img', { name: 'Broken' })
     fireEvent.error(img)
     expect(screen.getByRole('img', { name: 'Broken (image unavailable)' })).toBeInTheDocument()
@@ -173,7 +192,7 @@ describe('Gallery', () => {
   it('polls, so products appear and disappear without a reload', async () => {
     let products = [makeGalleryProduct({ id: 1, title: 'Old' })]
     serveList(() => products)
-    renderWithProviders(<Gallery pollMs={50} />)
+    renderGallery(50)
     expect(await screen.findByRole('article', { name: 'Old' })).toBeInTheDocument()
 
     products = [makeGalleryProduct({ id: 2, title: 'New' })]
@@ -184,16 +203,24 @@ describe('Gallery', () => {
 
   it('keeps the like it just made when an older poll answers after it', async () => {
     const slowPoll = gate()
+    const never = gate()
+    let likes = 0
     let calls = 0
     server.use(
       http.get(LIST, async () => {
         calls += 1
-        if (calls === 2) await slowPoll.opened // this poll started before the like settled
-        return HttpResponse.json([makeGalleryProduct({ id: 1, title: 'Desk', likes: 0, liked: false })])
+        const call = calls
+        const body = [makeGalleryProduct({ id: 1, title: 'Desk', likes, liked: likes > 0 })] // the count when the poll started
+        if (call === 2) await slowPoll.opened // this poll started before the like settled
+        if (call > 2) await never.opened // later polls never answer: only the old one can land
+        return HttpResponse.json(body)
       }),
-      http.post(LIKE, () => HttpResponse.json({ id: 1, likes: 1, liked: true })),
+      http.post(LIKE, () => {
+        likes = 1
+        return HttpResponse.json({ id: 1, likes: 1, liked: true })
+      }),
     )
-    const { user } = renderWithProviders(<Gallery pollMs={30} />)
+    const { user } = renderGallery(30)
     await screen.findByRole('article', { name: 'Desk' })
     await waitFor(() => expect(calls).toBe(2))
 
@@ -201,10 +228,76 @@ describe('Gallery', () => {
     expect(await within(card('Desk')).findByText('1 like')).toBeInTheDocument()
     await act(async () => {
       slowPoll.open()
-      await delay(20)
+      await delay(50)
     })
     expect(within(card('Desk')).getByText('1 like')).toBeInTheDocument()
     expect(within(card('Desk')).getByRole('button', { name: 'Unlike Desk' })).toBeInTheDocument()
+    never.open()
+  })
+
+  it('keeps the like when a poll that started while it was in flight answers after it', async () => {
+    const likeGate = gate()
+    const pollGate = gate()
+    const never = gate()
+    let likes = 0
+    let liking = false
+    let staleCall = 0
+    let calls = 0
+    server.use(
+      http.get(LIST, async () => {
+        calls += 1
+        const body = [makeGalleryProduct({ id: 1, title: 'Desk', likes, liked: likes > 0 })]
+        if (liking && !staleCall) {
+          staleCall = calls // started after the click, before the server counted the like
+          await pollGate.opened
+        } else if (staleCall) await never.opened
+        return HttpResponse.json(body)
+      }),
+      http.post(LIKE, async () => {
+        liking = true
+        await likeGate.opened
+        likes = 1
+        return HttpResponse.json({ id: 1, likes: 1, liked: true })
+      }),
+    )
+    const { user } = renderGallery(30)
+    await screen.findByRole('article', { name: 'Desk' })
+
+    await user.click(screen.getByRole('button', { name: 'Like Desk' }))
+    await waitFor(() => expect(staleCall).toBeGreaterThan(0))
+    await act(async () => {
+      likeGate.open()
+      await delay(20)
+    })
+    expect(within(card('Desk')).getByRole('button', { name: 'Unlike Desk' })).toHaveAttribute('aria-busy', 'false')
+
+    pollGate.open()
+    await waitFor(() => expect(calls).toBeGreaterThan(staleCall)) // the next poll starts once the old one landed
+    expect(within(card('Desk')).getByText('1 like')).toBeInTheDocument()
+    expect(within(card('Desk')).getByRole('button', { name: 'Unlike Desk' })).toBeInTheDocument()
+    never.open()
+  })
+
+  it('ignores a second click while the first is in flight', async () => {
+    const release = gate()
+    const posts: string[] = []
+    serveList([makeGalleryProduct({ id: 6, title: 'Stool', likes: 0 })])
+    server.use(
+      http.post(LIKE, async ({ params }) => {
+        posts.push(String(params.id))
+        await release.opened
+        return HttpResponse.json({ id: 6, likes: 1, liked: true })
+      }),
+    )
+    const { user } = renderGallery(POLL_OFF)
+    await user.click(await screen.findByRole('button', { name: 'Like Stool' }))
+    await user.click(within(card('Stool')).getByRole('button', { name: 'Unlike Stool' }))
+
+    expect(within(card('Stool')).getByText('1 like')).toBeInTheDocument()
+    release.open()
+    await waitFor(() => expect(within(card('Stool')).getByRole('button', { name: 'Unlike Stool' })).toHaveAttribute('aria-busy', 'false'))
+    expect(posts).toEqual(['6'])
+    expect(within(card('Stool')).getByText('1 like')).toBeInTheDocument()
   })
 
   it('keeps showing the last products when a background refresh fails', async () => {
@@ -212,7 +305,7 @@ describe('Gallery', () => {
     server.use(
       http.get(LIST, () => (fail ? HttpResponse.error() : HttpResponse.json([makeGalleryProduct({ title: 'Stays' })]))),
     )
-    renderWithProviders(<Gallery pollMs={40} />)
+    renderGallery(40)
     expect(await screen.findByRole('article', { name: 'Stays' })).toBeInTheDocument()
     fail = true
     expect(await screen.findByText("Couldn't refresh the gallery.")).toBeInTheDocument()
