@@ -228,7 +228,13 @@ class ServiceSet:
         self.database_urls = {"admin": admin_database_url, "main": main_database_url}
         self.admin_port = free_port()
         self.main_port = free_port()
-        self.metrics_ports = {name: free_port() for name in PROCESS_NAMES if not name.endswith("-web")}
+        # A replica is named after its process with a suffix ("admin-consumer.2"): same command,
+        # its own metrics port and log.
+        self.metrics_ports = {
+            name: free_port()
+            for name in dict.fromkeys((*PROCESS_NAMES, *processes))
+            if not name.endswith("-web")
+        }
         self.wakeup_addrs = {"admin": _free_udp_addr(), "main": _free_udp_addr()}
         self._extra_env = dict(extra_env or {})
         self.procs: dict[str, Proc] = {}
@@ -253,7 +259,8 @@ class ServiceSet:
         return env
 
     def _make_proc(self, name: str, web_concurrency: int, overrides: dict[str, str]) -> Proc:
-        service, role = ("admin", "drift-check") if name == "drift-check" else name.split("-", 1)
+        base = name.split(".", 1)[0]
+        service, role = ("admin", "drift-check") if base == "drift-check" else base.split("-", 1)
         env = self.service_env(service)
         if role == "web":
             env["PORT"] = str(self.admin_port if service == "admin" else self.main_port)
@@ -292,7 +299,7 @@ class ServiceSet:
                 "--metrics-port",
                 str(self.metrics_ports.get("drift-check", 0)),
             ],
-        }[name]
+        }[base]
         cwd = ADMIN_DIR if service == "admin" else MAIN_DIR
         return Proc(
             name=name,
