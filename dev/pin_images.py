@@ -21,6 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FILES = (
     ROOT / "docker-compose.yml",
+    # The third-party servers of the Kubernetes manifests (deploy/k8s/README.md).
+    ROOT / "deploy" / "k8s" / "base" / "redis.yaml",
+    ROOT / "deploy" / "k8s" / "base" / "mysql.yaml",
+    ROOT / "deploy" / "k8s" / "base" / "rabbitmq.yaml",
     ROOT / "admin" / "Dockerfile",
     ROOT / "main" / "Dockerfile",
     ROOT / "frontend" / "Dockerfile",

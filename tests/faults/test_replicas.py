@@ -50,7 +50,7 @@ def replicas(
     admin_db = mariadb.create_db_user("replicas_admin_db", "replicas_admin", "replicas-admin-pw")
     main_db = mariadb.create_db_user("replicas_main_db", "replicas_main", "replicas-main-pw")
     services = ServiceSet(
-        f"amqp://guest:guest@127.0.0.1:{rabbit.amqp_port}/{VHOST}",
+        f"amqp://guest:guest@127.0.0.1:{rabbit.amqp_port}/{VHOST}",  # pragma: allowlist secret
         admin_db,
         main_db,
         log_dir=tmp_path_factory.mktemp("replica-logs"),
