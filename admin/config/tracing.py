@@ -40,3 +40,12 @@ def configure_tracing(service_name: str = "admin") -> None:
     trace.set_tracer_provider(provider)
     # Spans without an exporter still give each request a trace id for the outbox headers.
     DjangoInstrumentor().instrument(is_sql_commentor_enabled=False)
+    # The instrumentor puts its middleware first, and it reads the Host (build_absolute_uri):
+    # the middleware that lets scrapes and probes come by IP must run before it (config/hosts.py).
+    from django.conf import settings
+
+    hosts = "config.hosts.OperationsHostMiddleware"
+    middleware = list(settings.MIDDLEWARE)
+    if hosts in middleware:
+        middleware.remove(hosts)
+        settings.MIDDLEWARE = [hosts, *middleware]
