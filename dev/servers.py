@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import random
@@ -245,6 +246,7 @@ class RabbitNode(ManagedServer):
         prom_port: int | None = None,
         epmd_port: int | None = None,
         dist_port: int | None = None,
+        shared_epmd: bool = False,
     ) -> None:
         if not (RABBIT_BIN / "rabbitmq-server").exists():
             raise ServerNotInstalled(
@@ -257,6 +259,8 @@ class RabbitNode(ManagedServer):
         self.amqp_port = amqp_port or free_port()
         self.dist_port = dist_port or free_port()  # explicit: the default AMQP+20000 can pass 65535
         self.epmd_port = epmd_port or free_port()
+        # Nodes of one cluster register with one epmd (RabbitCluster's), which none of them stops.
+        self.shared_epmd = shared_epmd
         self.mgmt_port = mgmt_port or free_port()
         self.prom_port = prom_port or free_port()
         # @localhost: no dependence on the machine's hostname resolving.
@@ -446,6 +450,10 @@ class RabbitNode(ManagedServer):
         self.kill_epmd()
 
     def _start_epmd(self, timeout: float = 10) -> None:
+        if self.shared_epmd:
+            if not port_open(self.epmd_port):
+                raise ServerError(f"{self}: the shared epmd on port {self.epmd_port} is not running")
+            return
         # Left to itself the node starts `epmd -daemon`, which outlives a SIGKILLed test run. Started
         # here in the foreground it is our child: same parent-death signal, stopped in stop().
         if self._epmd is not None and self._epmd.poll() is None:
@@ -471,7 +479,9 @@ class RabbitNode(ManagedServer):
             time.sleep(0.02)
 
     def kill_epmd(self) -> None:
-        """Kill this node's private epmd (never the system one on 4369)."""
+        """Kill this node's private epmd (never the system one on 4369, nor one it shares)."""
+        if self.shared_epmd:
+            return
         if self._epmd is not None:
             self._epmd.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -490,3 +500,177 @@ class RabbitNode(ManagedServer):
         """Stop cleanly and start again with the same data and ports."""
         self._terminate(60)  # keep epmd: the restarted node registers with it again
         return self.start(timeout=timeout)
+
+
+class Epmd(ManagedServer):
+    """A private epmd (Erlang's port mapper) on its own port, which several nodes may share."""
+
+    def __init__(self, base: str | Path | None = None, port: int | None = None) -> None:
+        super().__init__(base, "epmd-")
+        self.port = port or free_port()
+
+    def __repr__(self) -> str:
+        return f"Epmd(port={self.port})"
+
+    def start(self, timeout: float = 10) -> Epmd:
+        """Start epmd in the foreground (our child) and wait until it listens."""
+        if self.running:
+            return self
+        self._spawn([EPMD, "-port", str(self.port), "-address", "127.0.0.1"], log_name="epmd.log")
+        deadline = time.monotonic() + timeout
+        while not port_open(self.port):
+            if not self.running or time.monotonic() > deadline:
+                self._forget()
+                raise ServerError(f"epmd on port {self.port} did not start:\n{tail(self.dir / 'epmd.log')}")
+            time.sleep(0.02)
+        return self
+
+
+class RabbitCluster:
+    """RabbitMQ nodes joined into one cluster: one Erlang cookie, one epmd, their own ports and data.
+
+    Each node is a RabbitNode (``cluster.nodes[i]``: its ``url``, ``kill9()``, ``start()``, ``ctl()``);
+    ``urls`` joins every node's URL with commas, the way RABBITMQ_URL names several brokers. The
+    nodes are named ``rmqtest<port>@localhost``; a node that restarts on its data rejoins by itself.
+    """
+
+    def __init__(self, size: int = 3, plugins: tuple[str, ...] | list[str] = ()) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="rmq-cluster-"))
+        self.epmd = Epmd(self.dir / "epmd")
+        cookie = secrets.token_hex(20)
+        self.nodes: list[RabbitNode] = []
+        for index in range(size):
+            base = self.dir / f"node{index}"
+            base.mkdir()
+            # The same cookie everywhere, or the nodes refuse each other.
+            (base / ".erlang.cookie").write_text(cookie)
+            (base / ".erlang.cookie").chmod(0o400)
+            self.nodes.append(RabbitNode(base, plugins, epmd_port=self.epmd.port, shared_epmd=True))
+
+    def __repr__(self) -> str:
+        return f"RabbitCluster({', '.join(node.nodename for node in self.nodes)}, dir={self.dir})"
+
+    @property
+    def urls(self) -> str:
+        """Return every node's AMQP URL, comma-separated (RABBITMQ_URL for several brokers)."""
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, timeout: float = 120) -> RabbitCluster:
+        """Start every node (at once), join the others to the first, and wait until all run together."""
+        self.epmd.start()
+        for node in self.nodes:
+            node.start(wait=False)
+        for node in self.nodes:
+            node.wait_ready(timeout)
+        first = self.nodes[0]
+        for node in self.nodes[1:]:
+            if first.nodename in self.running_nodes(node):
+                continue  # joined before (a restart on the same data)
+            for args in (("stop_app",), ("join_cluster", first.nodename), ("start_app",)):
+                res = node.ctl(*args)
+                if res.returncode != 0:
+                    raise ServerError(
+                        f"{node}: rabbitmqctl {' '.join(args)} failed: {res.stdout}{res.stderr}"
+                    )
+            node.wait_ready(timeout)
+        self.wait_running(timeout=timeout)
+        return self
+
+    def running_nodes(self, via: RabbitNode | None = None) -> list[str]:
+        """Return the names of the cluster's running nodes, as one node (the first running) sees them."""
+        asked = via or next(node for node in self.nodes if node.running)
+        res = asked.ctl("cluster_status", "--formatter", "json")
+        if res.returncode != 0:
+            return []
+        try:
+            return sorted(json.loads(res.stdout).get("running_nodes", []))
+        except ValueError:
+            return []
+
+    def wait_running(self, names: list[str] | None = None, timeout: float = 60) -> None:
+        """Wait until every node (or the names given) runs in the cluster."""
+        wanted = sorted(names or (node.nodename for node in self.nodes))
+        deadline = time.monotonic() + timeout
+        while (seen := self.running_nodes()) != wanted:
+            if time.monotonic() > deadline:
+                raise ServerError(f"{self}: running nodes {seen}, expected {wanted}")
+            time.sleep(0.2)
+
+    def node(self, nodename: str) -> RabbitNode:
+        """Return the node of that name (rmqtest<port>@localhost)."""
+        return next(node for node in self.nodes if node.nodename == nodename)
+
+    QUEUE_COLUMNS = (
+        "name",
+        "type",
+        "leader",
+        "members",
+        "online",
+        "messages_ready",
+        "messages_unacknowledged",
+    )
+
+    def queues(self, vhost: str = "/") -> dict[str, dict]:
+        """Return {queue: {column: value}} (QUEUE_COLUMNS) as a running node sees them."""
+        asked = next(node for node in self.nodes if node.running)
+        res = asked.ctl("list_queues", "-p", vhost, *self.QUEUE_COLUMNS, "--formatter", "json")
+        if res.returncode != 0:
+            raise ServerError(f"rabbitmqctl list_queues failed: {res.stdout}{res.stderr}")
+        return {row["name"]: row for row in json.loads(res.stdout or "[]")}
+
+    def leader(self, queue: str, vhost: str = "/") -> RabbitNode:
+        """Return the node that leads a quorum queue."""
+        return self.node(self.queues(vhost)[queue]["leader"])
+
+    def connections(self) -> list[dict]:
+        """Return the cluster's client connections: {"pid", "name", "client", "node"} each.
+
+        `client` is the connection name the client gave (pika's client_properties), `node` the node
+        it is connected to (by the port in `name`, "client ip:port -> server ip:port").
+        """
+        asked = next(node for node in self.nodes if node.running)
+        named = asked.ctl("list_connections", "name", "client_properties", "--formatter", "json")
+        # The table's pid is what close_connection takes (the JSON one is Elixir's inspect form).
+        pids = asked.ctl("list_connections", "name", "pid", "--no-table-headers")
+        if named.returncode != 0 or pids.returncode != 0:
+            raise ServerError(f"rabbitmqctl list_connections failed: {named.stderr}{pids.stderr}")
+        pid_of = dict(line.split("\t", 1) for line in pids.stdout.splitlines() if "\t" in line)
+        by_port = {str(node.amqp_port): node.nodename for node in self.nodes}
+        out = []
+        for row in json.loads(named.stdout or "[]"):
+            props = {
+                p[0]: p[2] for p in row.get("client_properties") or [] if isinstance(p, list) and len(p) == 3
+            }
+            port = row["name"].rpartition(":")[2]
+            out.append(
+                {
+                    "pid": pid_of.get(row["name"], "").strip(),
+                    "name": row["name"],
+                    "client": props.get("connection_name", ""),
+                    "node": by_port.get(port, ""),
+                }
+            )
+        return out
+
+    def close_connection(self, pid: str, why: str = "closed by the test") -> None:
+        """Close one client connection from the broker's side (the client sees CONNECTION_FORCED)."""
+        asked = next(node for node in self.nodes if node.running)
+        res = asked.ctl("close_connection", pid, why)
+        if res.returncode != 0 and "not found" not in (res.stdout + res.stderr).lower():
+            raise ServerError(f"rabbitmqctl close_connection {pid} failed: {res.stdout}{res.stderr}")
+
+    def cleanup(self) -> None:
+        """Stop every node and the shared epmd, and remove the cluster's folder."""
+        stopping = [threading.Thread(target=node.stop, daemon=True) for node in self.nodes]
+        for thread in stopping:  # at once: each takes seconds to stop cleanly
+            thread.start()
+        for thread in stopping:
+            thread.join(timeout=90)
+        self.epmd.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> RabbitCluster:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()

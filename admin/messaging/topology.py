@@ -29,8 +29,8 @@ def connection_parameters(
     ca_file: str | None = None,
     *,
     client_name: str | None = None,
-) -> pika.URLParameters:
-    """Build pika parameters from RABBITMQ_URL and RABBITMQ_CA_FILE (eventbus.connection.parameters)."""
+) -> pika.URLParameters | connection.Brokers:
+    """Build pika parameters from RABBITMQ_URL (one or more addresses) and RABBITMQ_CA_FILE (eventbus)."""
     return connection.parameters(
         url or setting("RABBITMQ_URL", DEFAULT_URL),
         ca_file or setting("RABBITMQ_CA_FILE"),

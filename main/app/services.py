@@ -314,11 +314,12 @@ def check_broker(url, ca_file=None, ttl=BROKER_CHECK_TTL_SECONDS):
 
 def _connect_broker(url, ca_file):
     try:
-        params = broker.parameters(url, ca_file, socket_timeout=1.5, blocked_connection_timeout=1.5)
+        # Ready when any of RABBITMQ_URL's addresses answers (each gets its own 2 s).
+        params = broker.parameters(
+            url, ca_file, socket_timeout=1.5, blocked_connection_timeout=1.5, stack_timeout=2
+        )
     except Exception as exc:  # noqa: BLE001 - a malformed URL is "broker not ready", named by its class
         return {"ok": False, "error": type(exc).__name__}
-    params.retry_delay = 0
-    params.stack_timeout = 2
     result = broker.probe(params)
     if not result["ok"]:
         logger.warning("readiness: broker check failed: %s", result["error"])

@@ -54,6 +54,14 @@ def test_production_with_everything_set():
     assert config["CORS_ALLOWED_ORIGINS"] == ["https://a.example", "https://b.example"]
 
 
+def test_production_takes_several_broker_addresses():
+    several = "amqps://u:p@mq-0:5671/%2F, amqps://u:p@mq-1:5671/%2F"  # pragma: allowlist secret
+    assert load_config({**PRODUCTION, "RABBITMQ_URL": several})["RABBITMQ_URL"] == several
+    with pytest.raises(ConfigError, match="RABBITMQ_URL holds the placeholder"):
+        placeholder = "amqps://u:change-me@mq-2/%2F"  # pragma: allowlist secret
+        load_config({**PRODUCTION, "RABBITMQ_URL": f"{several},{placeholder}"})
+
+
 def test_create_app_refuses_production_without_settings(monkeypatch):
     for name in ("SECRET_KEY", "RABBITMQ_URL", "DATABASE_URL", "DB_SECRET_NAME"):
         monkeypatch.delenv(name, raising=False)

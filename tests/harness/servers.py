@@ -19,6 +19,7 @@ from pathlib import Path
 from dev.servers import (  # noqa: F401 - re-exported: the harness's one import point for servers
     RABBIT_BIN,
     ManagedServer,
+    RabbitCluster,
     RabbitNode,
     ServerError,
     ServerNotInstalled,

@@ -90,6 +90,15 @@ def test_amqps_verifies_certificate_and_host_name():
     assert params.ssl_options.server_hostname == "rabbit.example"
 
 
+def test_several_broker_addresses_give_one_parameters_each(settings):
+    settings.RABBITMQ_URL = "amqp://a:b@rabbit-0:5672/shop, amqp://a:b@rabbit-1:5672/shop"
+    brokers = topology.connection_parameters(client_name="admin-relay")
+    assert [(p.host, p.virtual_host, p.connection_attempts) for p in brokers] == [
+        ("rabbit-0", "shop", 1),
+        ("rabbit-1", "shop", 1),
+    ]
+
+
 def test_url_comes_from_settings_by_default(settings):
     settings.RABBITMQ_URL = "amqp://a:b@from-settings:1234/%2F"
     assert topology.connection_parameters().host == "from-settings"

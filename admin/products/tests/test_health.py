@@ -62,6 +62,24 @@ def test_unreachable_broker_is_503(anon, settings, consumer_alive):
     assert "secret-pw" not in response.content.decode()
 
 
+def test_several_broker_addresses_none_answering_is_503(anon, settings, consumer_alive):
+    settings.RABBITMQ_URL = ", ".join(
+        f"amqp://guest:secret-pw@127.0.0.1:{closed_port()}/%2F" for _ in range(3)
+    )
+    response = anon.get("/api/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"] == {"ok": False, "error": "AMQPConnectionError"}
+    assert "secret-pw" not in response.content.decode()
+
+
+def test_a_malformed_broker_address_is_not_ready_named_by_class(anon, settings, consumer_alive):
+    settings.RABBITMQ_URL = "amqp://guest:secret-pw@127.0.0.1:5672/%2F, rabbit-2:5672"
+    response = anon.get("/api/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"] == {"ok": False, "error": "ConfigError"}
+    assert "secret-pw" not in response.content.decode()
+
+
 def test_broker_answer_is_cached_briefly(anon, broker_up, consumer_alive):
     anon.get("/api/ready")
     anon.get("/api/ready")

@@ -47,6 +47,11 @@ PRODUCTION_ENV = {
         ("SECRET_KEY", "short-key", "too weak"),
         ("DATABASE_URL", "mysql://admin:change-me@db/admin", "placeholder"),  # pragma: allowlist secret
         ("RABBITMQ_URL", "amqp://admin-svc:change-me@mq/%2F", "placeholder"),  # pragma: allowlist secret
+        (  # several brokers: one placeholder among them is enough to refuse
+            "RABBITMQ_URL",
+            "amqps://admin-svc:An0ther-Pw@mq-0/%2F,amqps://admin-svc:change-me@mq-1/%2F",  # pragma: allowlist secret
+            "placeholder",
+        ),
         ("ADMIN_PASSWORD", "change-me", "placeholder"),
         ("DEBUG", "1", "DEBUG is on"),
     ],
@@ -61,6 +66,11 @@ def test_production_refuses_weak_secrets_and_debug_naming_the_variable(name, val
     assert name in message and says in message
     if name != "DEBUG" and value not in PLACEHOLDER_MARKERS:
         assert value not in message  # the message names the variable, never its value
+
+
+def test_production_takes_several_broker_addresses():
+    several = "amqps://admin-svc:An0ther-Pw@mq-0/%2F, amqps://admin-svc:An0ther-Pw@mq-1/%2F"  # pragma: allowlist secret
+    check_production({**PRODUCTION_ENV, "RABBITMQ_URL": several})
 
 
 def test_production_with_a_placeholder_secret_does_not_start(tmp_path):

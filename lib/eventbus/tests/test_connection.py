@@ -3,12 +3,15 @@
 import logging
 import socket
 import ssl
+from pathlib import Path
 
+import certifi
 import pika
 import pika.exceptions
 import pytest
 from eventbus import connection
 from eventbus.topology import Topology
+from pika.adapters.utils import connection_workflow
 
 
 def closed_port() -> int:
@@ -31,6 +34,102 @@ def test_amqps_verifies_the_certificate_and_the_host_name():
     context = params.ssl_options.context
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert params.ssl_options.server_hostname == "broker.example.com"
+
+
+# -- several broker addresses ----------------------------------------------------------------------
+def test_several_addresses_give_one_parameters_each_configured_alike(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text(Path(certifi.where()).read_text())
+    brokers = connection.parameters(
+        " amqp://u:p@rabbit-0:5672/shop ,amqps://u:p@rabbit-1.example:5671/shop,  amqp://u:p@rabbit-2/shop, ",
+        str(ca),
+        client_name="admin-relay",
+    )
+    assert isinstance(brokers, connection.Brokers) and len(brokers) == 3
+    assert [(p.host, p.port, p.virtual_host) for p in brokers] == [
+        ("rabbit-0", 5672, "shop"),
+        ("rabbit-1.example", 5671, "shop"),
+        ("rabbit-2", 5672, "shop"),
+    ]
+    for params in brokers:
+        assert params.connection_attempts == 1 and params.heartbeat == 30
+        assert params.blocked_connection_timeout == 60 and params.socket_timeout == 10
+        assert params.client_properties == {"connection_name": "admin-relay"}
+    tls = brokers[1].ssl_options
+    assert brokers[0].ssl_options is None and brokers[2].ssl_options is None
+    assert tls.server_hostname == "rabbit-1.example" and tls.context.check_hostname
+    assert tls.context.get_ca_certs()  # the CA file, not only the system's
+    assert connection.where(brokers) == "rabbit-0:5672, rabbit-1.example:5671, rabbit-2:5672"
+
+
+def test_a_comma_inside_one_url_stays_in_it():
+    # RFC 3986 allows a bare comma in a password.
+    params = connection.parameters("amqp://svc:pa,ss@rabbit:5672/%2F")  # pragma: allowlist secret
+    assert isinstance(params, pika.URLParameters)
+    assert params.credentials.password == "pa,ss"  # pragma: allowlist secret
+
+
+def test_each_connection_starts_one_address_further_on():
+    brokers = connection.Brokers([pika.ConnectionParameters(h, 5672) for h in "abc"], start=1)
+    starts = [brokers.order() for _ in range(4)]
+    assert [[p.host for p in order] for order in starts] == [
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+    ]
+    # From a random first address otherwise, so a fleet of workers spreads over the nodes.
+    firsts = {connection.Brokers(list(brokers)).order()[0].host for _ in range(200)}
+    assert firsts == {"a", "b", "c"}
+
+
+def test_one_address_is_what_it_was():
+    one = pika.ConnectionParameters("solo", 5672)
+    brokers = connection.Brokers.of(one)
+    assert list(brokers) == [one] and brokers.order() == [one] and brokers.order() == [one]
+    assert connection.Brokers.of(brokers) is brokers
+    assert connection.where(one) == "solo:5672"
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("http://u:p@rabbit/%2F", "RABBITMQ_URL (http://u:***@rabbit/%2F) is not an AMQP URL"),
+        (
+            "amqp://u:s3cret@a:5672/%2F, amqp://u:s3cret@b:56x2/%2F",  # pragma: allowlist secret
+            "RABBITMQ_URL address 2 of 2 (amqp://u:***@b:56x2/%2F) is not a valid AMQP URL: Port",
+        ),
+        (
+            "amqp://u:s3cret@a:5672, b:5672",  # pragma: allowlist secret
+            "RABBITMQ_URL (amqp://u:***@a:5672, b:5672) holds a comma outside its password",
+        ),
+        ("amqp://a/%2F, rabbit-1:5672", "holds a comma outside its password"),
+        (" , ", "RABBITMQ_URL names no broker"),
+    ],
+)
+def test_a_bad_address_is_named_without_its_password(value, said):
+    with pytest.raises(connection.ConfigError) as info:
+        connection.parameters(value)
+    assert said in str(info.value) and "s3cret" not in str(info.value)
+    assert isinstance(info.value, ValueError)  # what a malformed URL raised before
+
+
+def test_a_failed_multi_address_connection_is_judged_by_its_last_attempt():
+    refused = pika.exceptions.ProbableAccessDeniedError("ConnectionClosedByBroker: (530) NOT_ALLOWED")
+    failed = connection_workflow.AMQPConnectionWorkflowFailed(
+        [
+            connection_workflow.AMQPConnectorSocketConnectError(ConnectionRefusedError()),
+            connection_workflow.AMQPConnectorAMQPHandshakeError(refused),
+        ]
+    )
+    assert connection.workflow_error(failed) is refused and connection.is_fatal(
+        connection.workflow_error(failed)
+    )
+    socket_only = connection_workflow.AMQPConnectionWorkflowFailed(
+        [connection_workflow.AMQPConnectorSocketConnectError(ConnectionRefusedError())]
+    )
+    assert isinstance(connection.workflow_error(socket_only), pika.exceptions.AMQPConnectionError)
+    assert not connection.is_fatal(connection.workflow_error(socket_only))
 
 
 # -- the fatal rule, on what pika really raises (checked against RabbitMQ 3.10 in test_real_broker) --
@@ -179,6 +278,12 @@ def test_the_rule_holds_on_a_real_broker(rabbit):
     assert connection.is_fatal(info.value), repr(info.value)
 
     assert connection.probe(connection.parameters(rabbit.url)) == {"ok": True}
+    down = f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F"  # pragma: allowlist secret
+    assert connection.probe(connection.parameters(f"{down},{rabbit.url},{down}")) == {"ok": True}
+    assert connection.probe(connection.parameters(f"{down}, {down}")) == {
+        "ok": False,
+        "error": "AMQPConnectionError",
+    }
     topo = Topology(service="probe-svc", source_exchange="probe-src.events", binding_keys=("x.#",))
     with pika.BlockingConnection(rabbit.params()) as conn:
         channel = conn.channel()

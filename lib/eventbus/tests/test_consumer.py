@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -225,7 +226,11 @@ def test_the_process_consumes_dedupes_dead_letters_and_stops_cleanly(rabbit):
         store,
         topo,
         consumer_metrics(CollectorRegistry(), ["product.liked"], ["bad_json", "mismatch", "handler_error"]),
-        params=rabbit.params(),
+        # A node that is down first: the consumer goes on to the next address.
+        params=[
+            pika.ConnectionParameters("127.0.0.1", _closed_port(), connection_attempts=1),
+            rabbit.params(),
+        ],
         parse=parse,
         invalid_event=InvalidEvent,
         heartbeat_name="svc-consumer",
@@ -272,3 +277,9 @@ def test_the_process_consumes_dedupes_dead_letters_and_stops_cleanly(rabbit):
         thread.join(20)
     assert result == {"rc": 0}
     assert worker.metrics.duplicates.labels(type="product.liked")._value.get() == 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -11,6 +11,7 @@ import uuid
 import pika
 import pytest
 from eventbus import relay
+from eventbus.connection import Brokers
 from eventbus.metrics import relay_metrics
 from eventbus.publisher import (
     AmqpPublisher,
@@ -358,3 +359,40 @@ def test_a_slow_prune_never_holds_up_publishing():
         stop.request()
         thread.join(10)
     assert result == {"rc": 0}
+
+
+def test_the_publisher_takes_the_next_address_when_one_is_down(rabbit):
+    down = pika.ConnectionParameters("127.0.0.1", _closed_port(), connection_attempts=1)
+    topo = Topology(service=f"fo{uuid.uuid4().hex[:6]}", source_exchange="x.events", binding_keys=("a.#",))
+    brokers = Brokers([down, rabbit.params(connection_attempts=1)], start=0)  # the dead one first
+    publisher = AmqpPublisher(brokers, topo)
+    try:
+        publisher.connect()
+        outcome = publisher.publish_batch([to_message(row(1), "svc")])
+        assert outcome["e1"].startswith("returned by broker: 312")  # it answered: nothing is bound
+    finally:
+        publisher.close()
+    # The next connection starts one address further on.
+    assert [p.port for p in brokers.order()] == [rabbit.amqp_port, down.port]
+
+    nowhere = AmqpPublisher(Brokers([down, down]), topo, connect_timeout=5)
+    with pytest.raises(BrokerUnavailable):
+        nowhere.connect()
+
+
+def test_credentials_refused_by_every_address_are_unrecoverable(rabbit):
+    wrong = pika.ConnectionParameters(
+        "127.0.0.1",
+        rabbit.amqp_port,
+        credentials=pika.PlainCredentials("guest", "wrong"),
+        connection_attempts=1,
+    )
+    topo = Topology(service="refused", source_exchange="x.events", binding_keys=("a.#",))
+    with pytest.raises(Unrecoverable):
+        AmqpPublisher([wrong, wrong], topo).connect()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -9,5 +9,5 @@ TOPOLOGY = Topology(service="main", source_exchange="admin.events", binding_keys
 
 
 def connection_parameters(url: str, ca_file: str | None = None, *, client_name: str | None = None):
-    """Build pika parameters from RABBITMQ_URL and RABBITMQ_CA_FILE (eventbus.connection.parameters)."""
+    """Build pika parameters from RABBITMQ_URL (one or more addresses) and RABBITMQ_CA_FILE (eventbus)."""
     return connection.parameters(url, ca_file, client_name=client_name)

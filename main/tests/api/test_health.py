@@ -85,6 +85,14 @@ def test_not_ready_when_the_broker_is_unreachable(app, client):
     assert body["checks"]["database"]["ok"] is True
 
 
+def test_several_broker_addresses_none_answering_or_malformed(monkeypatch):
+    template = "amqp://guest:secret-pw@127.0.0.1:{}/%2F"  # pragma: allowlist secret
+    down = ", ".join(template.format(port) for port in (1, 2, 3))
+    assert services._connect_broker(down, None) == {"ok": False, "error": "AMQPConnectionError"}
+    malformed = "amqp://guest:secret-pw@127.0.0.1:1/%2F, rabbit-2:5672"  # pragma: allowlist secret
+    assert services._connect_broker(malformed, None) == {"ok": False, "error": "ConfigError"}
+
+
 def test_broker_result_is_cached_briefly(monkeypatch):
     calls = []
     monkeypatch.setattr(services, "_connect_broker", lambda url, ca: calls.append(url) or {"ok": True})

@@ -21,10 +21,11 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import pika
+import pika.connection
 import pika.exceptions
 from opentelemetry import propagate, trace
 
@@ -94,7 +95,7 @@ class Consumer:
         topology: Topology,
         metrics: ConsumerMetrics,
         *,
-        params: pika.ConnectionParameters,
+        params: pika.connection.Parameters | Sequence[pika.connection.Parameters],
         parse: Callable[[bytes, str | None, str | None], Any],
         invalid_event: type[Exception],
         heartbeat_name: str,
@@ -104,6 +105,7 @@ class Consumer:
     ):
         self.store, self.topology, self.metrics = store, topology, metrics
         self.params, self.parse, self.invalid_event = params, parse, invalid_event
+        self.brokers = broker.Brokers.of(params)
         self.heartbeat_name, self.prefetch, self.batch_size = heartbeat_name, prefetch, batch_size
         self.stop = stop or StopSignal()
         self.connection: pika.BlockingConnection | None = None
@@ -305,7 +307,8 @@ class Consumer:
 
     def _connect(self, broker_wait: BrokerWait) -> None:
         with broker_wait.attempt():
-            self.connection = pika.BlockingConnection(self.params)
+            # Every address, starting one further on each time (connection.Brokers).
+            self.connection = pika.BlockingConnection(self.brokers.order())
         broker_wait.succeeded()
         self.channel = self.connection.channel()
         self.topology.declare_consumer(self.channel)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pika
+import pika.connection
 import pika.exceptions
 
+from eventbus.connection import Brokers
 from eventbus.topology import Topology
 
 logger = logging.getLogger(__name__)
@@ -161,7 +163,7 @@ SUMMARY = {
 
 
 def command(
-    params: pika.ConnectionParameters,
+    params: pika.connection.Parameters | Sequence[pika.connection.Parameters],
     topology: Topology,
     action: str,
     limit: int | None = None,
@@ -170,7 +172,7 @@ def command(
     say: Callable[[str], None] = print,
 ) -> int:
     """Connect, declare the consumer side and run an action; say a one-line summary; return the count."""
-    connection = pika.BlockingConnection(params)
+    connection = pika.BlockingConnection(Brokers.of(params).order())
     try:
         channel = connection.channel()
         topology.declare_consumer(channel)

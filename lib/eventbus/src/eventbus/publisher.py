@@ -10,18 +10,21 @@ process ends an idle wait at once.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
 import json
 import logging
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pika
+import pika.connection
 import pika.exceptions
-from pika.adapters.select_connection import PollEvents
+from pika.adapters.select_connection import IOLoop, PollEvents
+from pika.adapters.utils import connection_workflow
 from pika.spec import Basic
 
 from eventbus import connection as broker
@@ -133,18 +136,19 @@ class AmqpPublisher:
 
     def __init__(
         self,
-        parameters: pika.ConnectionParameters,
+        parameters: pika.connection.Parameters | Sequence[pika.connection.Parameters],
         topology: Topology,
         *,
         wake_socket: socket.socket | None = None,
         confirm_timeout: float = CONFIRM_TIMEOUT_SECONDS,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
     ):
-        self._params = parameters
+        self._brokers = broker.Brokers.of(parameters)
         self._topology = topology
         self._wake_socket = wake_socket
         self._confirm_timeout = confirm_timeout
         self._connect_timeout = connect_timeout
+        self._ioloop: IOLoop | None = None
         self._conn: pika.SelectConnection | None = None
         self._channel = None
         self._ready = False
@@ -157,18 +161,21 @@ class AmqpPublisher:
 
     # -- connection ---------------------------------------------------------------------------
     def connect(self) -> None:
-        """Declare the topology, open the connection and a confirm-mode channel."""
-        self._declare_topology()
+        """Connect to the first broker address that answers, declare the topology there, open a
+        confirm-mode channel."""
         self._ready, self._lost, self._fatal, self._tag = False, None, None, 0
-        self._conn = pika.SelectConnection(
-            self._params,
-            on_open_callback=self._on_open,
-            on_open_error_callback=self._on_open_error,
-            on_close_callback=self._on_closed,
-        )
+        self._ioloop = IOLoop()
         if self._wake_socket is not None:
-            self._conn.ioloop.add_handler(self._wake_socket.fileno(), self._on_wake, PollEvents.READ)
-        self._run_until(lambda: self._ready or self._lost is not None, self._connect_timeout)
+            self._ioloop.add_handler(self._wake_socket.fileno(), self._on_wake, PollEvents.READ)
+        try:
+            self._conn = self._open(self._brokers.order())
+            self._conn.add_on_close_callback(self._on_closed)
+            self._declare_topology(self._conn.params)
+            self._conn.channel(on_open_callback=self._on_channel_open)
+            self._run_until(lambda: self._ready or self._lost is not None, self._connect_timeout)
+        except BaseException:
+            self.close()
+            raise
         if self._fatal:
             self.close()
             raise Unrecoverable(self._fatal)
@@ -177,10 +184,37 @@ class AmqpPublisher:
             self.close()
             raise BrokerUnavailable(reason)
 
-    def _declare_topology(self) -> None:
-        # A short blocking connection keeps declarations simple; publishing uses the async one.
+    def _open(self, candidates: list[pika.connection.Parameters]) -> pika.SelectConnection:
+        """Open a connection to the first of candidates that answers (pika's own connection workflow)."""
+        done: list = []
+
+        def on_done(result) -> None:
+            done.append(result)
+            self._check()
+
+        workflow = pika.SelectConnection.create_connection(candidates, on_done, custom_ioloop=self._ioloop)
+        # Each address has its own chance: pika bounds each attempt (socket_timeout, stack_timeout).
+        self._run_until(lambda: bool(done), self._connect_timeout * len(candidates))
+        if not done:
+            with contextlib.suppress(connection_workflow.AMQPConnectorException):
+                workflow.abort()
+            self._run_until(lambda: bool(done), 5.0)
+            if done and not isinstance(done[0], BaseException):
+                done[0].close()  # it answered at the last moment: too late
+                self._run_until(lambda: done[0].is_closed, 5.0)
+            raise BrokerUnavailable(f"connect timed out ({broker.where(candidates)})")
+        if isinstance(done[0], BaseException):
+            error = broker.workflow_error(done[0])
+            if broker.is_fatal(error):
+                raise Unrecoverable(f"the broker refused us: {error!r}")
+            raise BrokerUnavailable(f"cannot connect: {error!r}")
+        return done[0]
+
+    def _declare_topology(self, params: pika.connection.Parameters) -> None:
+        # A short blocking connection to the node that just answered keeps declarations simple;
+        # publishing uses the async one.
         try:
-            conn = pika.BlockingConnection(self._params)
+            conn = pika.BlockingConnection(params)
         except pika.exceptions.AMQPError as exc:
             if broker.is_fatal(exc):
                 raise Unrecoverable(f"the broker refused us: {exc!r}") from exc
@@ -196,15 +230,6 @@ class AmqpPublisher:
                 conn.close()
             except pika.exceptions.AMQPError:
                 pass
-
-    def _on_open(self, conn) -> None:
-        conn.channel(on_open_callback=self._on_channel_open)
-
-    def _on_open_error(self, _conn, error) -> None:
-        if broker.is_fatal(error):
-            self._fatal = f"the broker refused us: {error!r}"
-        self._lost = f"connection failed: {error!r}"
-        self._check()
 
     def _on_closed(self, _conn, reason) -> None:
         self._ready = False
@@ -253,14 +278,14 @@ class AmqpPublisher:
 
     # -- I/O loop driving -------------------------------------------------------------------------
     def _check(self) -> None:
-        if self._predicate is not None and self._predicate() and self._conn is not None:
-            self._conn.ioloop.stop()
+        if self._predicate is not None and self._predicate() and self._ioloop is not None:
+            self._ioloop.stop()
 
     def _run_until(self, predicate: Callable[[], bool], timeout: float) -> None:
         """Run the I/O loop until predicate() is true or timeout seconds have passed."""
-        if predicate() or self._conn is None:
+        if predicate() or self._ioloop is None:
             return
-        ioloop = self._conn.ioloop
+        ioloop = self._ioloop
         deadline = time.monotonic() + timeout
         timer = ioloop.call_later(timeout, ioloop.stop)
         self._predicate = predicate
@@ -328,25 +353,23 @@ class AmqpPublisher:
         """Close the connection and its I/O loop (safe to call more than once)."""
         conn, self._conn = self._conn, None
         self._ready = False
-        if conn is None:
+        if self._ioloop is None:
             return
         try:
-            if conn.is_open:
+            if conn is not None and conn.is_open:
                 conn.close()
-            if not conn.is_closed:
-                self._conn = conn
+            if conn is not None and not conn.is_closed:
                 self._run_until(lambda: conn.is_closed, 5.0)
-                self._conn = None
         except pika.exceptions.AMQPError:
             logger.debug("error while closing the relay connection", exc_info=True)
         finally:
-            self._conn = None
+            ioloop, self._ioloop = self._ioloop, None
             if self._wake_socket is not None:
                 try:
-                    conn.ioloop.remove_handler(self._wake_socket.fileno())
+                    ioloop.remove_handler(self._wake_socket.fileno())
                 except (KeyError, ValueError, OSError):
                     pass
-            conn.ioloop.close()
+            ioloop.close()
 
 
 def open_wakeup_socket(addr: str | None) -> socket.socket | None:

@@ -17,13 +17,15 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import pika
+import pika.connection
 import pika.exceptions
 
+from eventbus import connection as broker
 from eventbus.connection import BrokerWait
 from eventbus.metrics import RelayMetrics
 from eventbus.publisher import (
@@ -151,7 +153,7 @@ class Relay:
         topology: Topology,
         metrics: RelayMetrics,
         *,
-        params: pika.ConnectionParameters,
+        params: pika.connection.Parameters | Sequence[pika.connection.Parameters],
         producer: str,
         heartbeat_name: str,
         wakeup_addr: str | None = None,
@@ -164,6 +166,8 @@ class Relay:
     ):
         self.store, self.topology, self.metrics = store, topology, metrics
         self.params, self.producer, self.heartbeat_name = params, producer, heartbeat_name
+        # One Brokers for every publisher of this relay: each reconnect starts one address further on.
+        self.brokers = broker.Brokers.of(params)
         self.wakeup_addr, self.batch_size, self.poll_seconds = wakeup_addr, batch_size, poll_seconds
         self.retention = (
             dt.timedelta(hours=outbox_retention_hours),
@@ -258,7 +262,7 @@ class Relay:
     ) -> None:
         try:
             if self.publisher is None:
-                publisher = self.publisher_factory(self.params, self.topology, wake_socket=wake_socket)
+                publisher = self.publisher_factory(self.brokers, self.topology, wake_socket=wake_socket)
                 with broker_wait.attempt():
                     publisher.connect()
                 broker_wait.succeeded()
