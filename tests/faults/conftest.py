@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from faults.support import AdminApi, Endpoints, Shop
+from faults.support import Endpoints, StackClients
 from harness.servers import MariaDB, RabbitNode
 from harness.services import ServiceSet
 
@@ -21,7 +21,7 @@ VHOST = "faults"
 
 
 @dataclass
-class FaultStack:
+class FaultStack(StackClients):
     """The fault suite's services plus the servers they run on."""
 
     services: ServiceSet
@@ -29,16 +29,6 @@ class FaultStack:
     mariadb: MariaDB
     amqp_url: str
     ep: Endpoints
-
-    @property
-    def admin(self) -> AdminApi:
-        """Return an admin API client (staff user)."""
-        return AdminApi(self.ep.admin_url)
-
-    @property
-    def shop(self) -> Shop:
-        """Return main's public API."""
-        return Shop(self.ep.main_url)
 
 
 def _ctl(rabbit: RabbitNode, *args: str) -> None:

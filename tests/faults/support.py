@@ -354,6 +354,22 @@ class Endpoints:
     main_db: str
 
 
+class StackClients:
+    """The API clients of a stack that keeps its Endpoints in `ep` (the fault suites' stacks)."""
+
+    ep: Endpoints
+
+    @property
+    def admin(self) -> AdminApi:
+        """Return an admin API client (staff user)."""
+        return AdminApi(self.ep.admin_url)
+
+    @property
+    def shop(self) -> Shop:
+        """Return main's public API."""
+        return Shop(self.ep.main_url)
+
+
 def differences(ep: Endpoints, expected_likes: dict[int, int] | None = None) -> list[str]:
     """Return every way admin and main disagree (empty when converged).
 

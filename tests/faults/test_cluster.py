@@ -34,7 +34,7 @@ from faults.support import (
     AdminApi,
     Background,
     Endpoints,
-    Shop,
+    StackClients,
     assert_converged,
     assert_no_event_lost,
     hold_back,
@@ -59,22 +59,12 @@ STREAMS = {  # what each worker leaves behind, with a microsecond timestamp
 
 
 @dataclass
-class ClusterStack:
+class ClusterStack(StackClients):
     """admin and main on a three-node cluster, with their own databases on the session MariaDB."""
 
     cluster: RabbitCluster
     services: ServiceSet
     ep: Endpoints
-
-    @property
-    def admin(self) -> AdminApi:
-        """Return an admin API client (staff user)."""
-        return AdminApi(self.ep.admin_url)
-
-    @property
-    def shop(self) -> Shop:
-        """Return main's public API."""
-        return Shop(self.ep.main_url)
 
 
 @pytest.fixture(scope="module")

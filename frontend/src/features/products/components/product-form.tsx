@@ -26,11 +26,10 @@ const same = (a: ProductInput, b: ProductInput) => a.title === b.title && a.imag
  */
 export function ProductForm({ initial = { title: '', image: '' }, submitLabel, onSubmit, cancelTo = '/admin/products' }: Props) {
   const draftKey = useLocation().pathname
-  const [restored, setRestored] = useState(() => {
-    const draft = loadDraft(draftKey)
-    return draft !== null && !same(draft, initial)
-  })
-  const [values, setValues] = useState<ProductInput>(() => (restored ? (loadDraft(draftKey) ?? initial) : initial))
+  // A draft left by an expired session (or a reload) comes back once, when the form mounts.
+  const [draft] = useState(() => loadDraft(draftKey))
+  const [restored, setRestored] = useState(draft !== null && !same(draft, initial))
+  const [values, setValues] = useState<ProductInput>(restored && draft ? draft : initial)
   const [errors, setErrors] = useState<Errors>({})
   const [submitting, setSubmitting] = useState(false)
   const [imageCheck, setImageCheck] = useState<{ url: string; loaded: boolean } | null>(null)
