@@ -331,6 +331,28 @@ def test_the_publisher_confirms_a_batch_and_reports_unroutable_rows(rabbit):
             wake.close()
 
 
+class ConfirmsWithheld(AmqpPublisher):
+    """A channel that never hears its confirms, as one sending to a dead quorum-queue leader."""
+
+    def _on_confirm(self, frame) -> None:
+        pass
+
+
+def test_confirms_that_stop_coming_give_the_batch_up_long_before_the_overall_timeout(rabbit):
+    topo = Topology(service=f"st{uuid.uuid4().hex[:6]}", source_exchange="x.events", binding_keys=("a.#",))
+    publisher = ConfirmsWithheld(rabbit.params(), topo, confirm_timeout=30, confirm_stall=0.5)
+    try:
+        publisher.connect()
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="no confirm for"):
+            publisher.publish_batch([to_message(row(1), "svc"), to_message(row(2), "svc")])
+        assert 0.4 < time.monotonic() - started < 5
+        with pytest.raises(BrokerUnavailable):  # the relay reconnects: this channel is done
+            publisher.publish_batch([to_message(row(3), "svc")])
+    finally:
+        publisher.close()
+
+
 def test_a_slow_prune_never_holds_up_publishing():
     # Pruning a large inbox can take long; it runs beside the publishing loop, not in it.
     store = FakeStore()

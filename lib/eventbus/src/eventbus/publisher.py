@@ -33,6 +33,11 @@ from eventbus.topology import Topology
 logger = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT_SECONDS = 30.0
+# No confirm at all for this long, with confirms pending and the connection not blocked: the batch
+# is given up and the relay reconnects. A quorum queue whose leader just died can leave a channel
+# sending to the dead leader until the broker's own 10 s resend timer (RabbitMQ 3.10); a new
+# channel asks for the current leader at once.
+CONFIRM_STALL_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 15.0
 TRACE_HEADERS = ("traceparent", "tracestate")
 
@@ -141,12 +146,16 @@ class AmqpPublisher:
         *,
         wake_socket: socket.socket | None = None,
         confirm_timeout: float = CONFIRM_TIMEOUT_SECONDS,
+        confirm_stall: float = CONFIRM_STALL_SECONDS,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
     ):
         self._brokers = broker.Brokers.of(parameters)
         self._topology = topology
         self._wake_socket = wake_socket
         self._confirm_timeout = confirm_timeout
+        self._confirm_stall = confirm_stall
+        self._blocked = False
+        self._last_confirm = 0.0
         self._connect_timeout = connect_timeout
         self._ioloop: IOLoop | None = None
         self._conn: pika.SelectConnection | None = None
@@ -164,12 +173,15 @@ class AmqpPublisher:
         """Connect to the first broker address that answers, declare the topology there, open a
         confirm-mode channel."""
         self._ready, self._lost, self._fatal, self._tag = False, None, None, 0
+        self._blocked = False
         self._ioloop = IOLoop()
         if self._wake_socket is not None:
             self._ioloop.add_handler(self._wake_socket.fileno(), self._on_wake, PollEvents.READ)
         try:
             self._conn = self._open(self._brokers.order())
             self._conn.add_on_close_callback(self._on_closed)
+            self._conn.add_on_connection_blocked_callback(self._on_blocked)
+            self._conn.add_on_connection_unblocked_callback(self._on_unblocked)
             self._declare_topology(self._conn.params)
             self._conn.channel(on_open_callback=self._on_channel_open)
             self._run_until(lambda: self._ready or self._lost is not None, self._connect_timeout)
@@ -255,6 +267,15 @@ class AmqpPublisher:
             self._conn.close()
         self._check()
 
+    def _on_blocked(self, _conn, _frame) -> None:
+        # A resource alarm: the broker holds publishes back on purpose; only the overall confirm
+        # timeout (and pika's blocked_connection_timeout) apply.
+        self._blocked = True
+
+    def _on_unblocked(self, _conn, _frame) -> None:
+        self._blocked = False
+        self._last_confirm = time.monotonic()
+
     def _on_return(self, _channel, method, properties, _body) -> None:
         if self._tracker is not None:
             self._tracker.returned(
@@ -265,6 +286,7 @@ class AmqpPublisher:
         method = frame.method
         if self._tracker is not None:
             self._tracker.confirm(method.delivery_tag, bool(method.multiple), isinstance(method, Basic.Ack))
+        self._last_confirm = time.monotonic()
         self._check()
 
     def _on_wake(self, _fd, _events) -> None:
@@ -303,7 +325,7 @@ class AmqpPublisher:
         Raises BrokerUnavailable (with the outcomes known so far) when the connection is lost or the
         confirms do not all arrive in time: a late confirm could not be credited safely.
         """
-        if not self._ready or self._channel is None:
+        if not self._ready or self._channel is None or self._lost is not None:
             raise BrokerUnavailable(self._lost or "not connected")
         tracker = ConfirmTracker()
         self._tracker = tracker
@@ -320,8 +342,21 @@ class AmqpPublisher:
                 tracker.sent(self._tag, message.event_id)
         except pika.exceptions.AMQPError as exc:
             self._lost = self._lost or f"publish failed: {exc!r}"
+        stalled = False
         try:
-            self._run_until(lambda: tracker.done or self._lost is not None, self._confirm_timeout)
+            deadline = time.monotonic() + self._confirm_timeout
+            self._last_confirm = time.monotonic()
+            while not (tracker.done or self._lost is not None):
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                if not self._blocked and now - self._last_confirm >= self._confirm_stall:
+                    stalled = True
+                    break
+                wait = deadline - now
+                if not self._blocked:
+                    wait = min(wait, self._last_confirm + self._confirm_stall - now)
+                self._run_until(lambda: tracker.done or self._lost is not None, max(wait, 0.001))
         finally:
             self._tracker = None
         if self._fatal:
@@ -329,7 +364,11 @@ class AmqpPublisher:
         if self._lost is not None:
             raise BrokerUnavailable(self._lost, confirmed=tracker.results)
         if not tracker.done:
-            self._lost = "confirms timed out"
+            self._lost = (
+                f"no confirm for {self._confirm_stall:.0f} s (a queue's leader may have moved)"
+                if stalled
+                else "confirms timed out"
+            )
             raise BrokerUnavailable(self._lost, confirmed=tracker.results)
         return tracker.results
 
