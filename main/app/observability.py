@@ -3,6 +3,7 @@
 import logging
 import os
 
+from eventbus import tracing
 from opentelemetry import trace
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ def init_tracing(app):
 
         # OTEL_SERVICE_NAME (e.g. main-web, main-consumer) wins over the default name.
         attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "main"}
-        provider = TracerProvider(resource=Resource.create(attributes))
+        provider = TracerProvider(
+            resource=Resource.create(attributes), sampler=tracing.sampler(app.config.get("APP_ENV", ""))
+        )
         endpoint = app.config.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         if endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import (

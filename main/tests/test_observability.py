@@ -39,7 +39,7 @@ def test_otlp_exporter_only_when_an_endpoint_is_set(app, monkeypatch):
 
 
 def test_the_standard_sampler_variables_choose_the_sampler(app, monkeypatch):
-    """README: operators sample with OTEL_TRACES_SAMPLER(_ARG); the default records every trace."""
+    """README: production records a tenth of new traces, development all; OTEL_TRACES_SAMPLER(_ARG) choose instead."""
     providers = []
     monkeypatch.setattr(trace, "set_tracer_provider", providers.append)
     monkeypatch.setattr(observability, "_tracer_provider_set", False)
@@ -50,9 +50,15 @@ def test_the_standard_sampler_variables_choose_the_sampler(app, monkeypatch):
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
     observability.init_tracing(app)
 
-    default, sampled = (p.sampler.get_description() for p in providers)
-    assert default.startswith("ParentBased{root:AlwaysOnSampler,")
+    monkeypatch.setattr(observability, "_tracer_provider_set", False)
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER")
+    app.config["APP_ENV"] = "production"
+    observability.init_tracing(app)
+
+    default, sampled, production = (p.sampler.get_description() for p in providers)
+    assert default.startswith("ParentBased{root:AlwaysOnSampler,")  # development: every trace
     assert sampled.startswith("ParentBased{root:TraceIdRatioBased{0.25}")
+    assert production.startswith("ParentBased{root:TraceIdRatioBased{0.1}")  # README: Monitoring
 
 
 def test_requests_are_traced_without_an_exporter(client, add_product):

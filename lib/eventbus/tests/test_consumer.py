@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pika
 import pytest
 from eventbus import consumer as core
+from eventbus.consumer import DUPLICATE, ApplyLog
 from eventbus.metrics import consumer_metrics
 from eventbus.runtime import StopSignal
 from eventbus.topology import Topology
@@ -214,6 +215,32 @@ def test_the_consumer_span_continues_the_producer_trace():
     assert format(span.parent.span_id, "016x") == "00f067aa0ba902b7"
 
 
+def test_with_the_production_sampler_the_producer_decision_holds_in_the_consumer():
+    # README: Monitoring. A tenth of new traces are recorded; a like's consumer span follows the
+    # decision its traceparent carries, so a sampled like's trace continues whole into admin.
+    from eventbus.tracing import sampler
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler("production", {}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    original = core.tracer
+    core.tracer = provider.get_tracer("test")
+    sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    unsampled = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    try:
+        for tag in range(1, 41):  # 20 of each: a ratio alone would record about 4
+            headers = {"traceparent": sampled if tag % 2 else unsampled}
+            make_consumer(FakeStore()).handle_batch(FakeChannel(), [delivery(tag, headers=headers)])
+    finally:
+        core.tracer = original
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 20
+    assert {format(span.context.trace_id, "032x") for span in spans} == {"4bf92f3577b34da6a3ce929d0e0e4736"}
+
+
 # -- against a real broker -----------------------------------------------------------------------------
 def test_the_process_consumes_dedupes_dead_letters_and_stops_cleanly(rabbit):
     topo = Topology(
@@ -283,3 +310,26 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_applied_events_get_a_line_each_while_few_and_a_summary_under_load(caplog):
+    now = [100.0]
+    log = ApplyLog(per_second=3, clock=lambda: now[0])
+    events = [SimpleNamespace(id=f"e{i}", type="product.liked") for i in range(8)]
+    with caplog.at_level(logging.INFO, logger="eventbus.consumer"):
+        log.batch(events[:2], ["applied", "applied"])
+        log.batch(events[2:], ["applied", DUPLICATE, "applied", "stale", "applied", "applied"])
+        assert [r.getMessage() for r in caplog.records] == [
+            "event e0 applied",
+            "event e1 applied",
+            "event e2 applied",
+        ]
+        log.tick()  # the window is not over: nothing yet
+        assert len(caplog.records) == 3
+        now[0] += 1.5
+        log.tick()
+        assert caplog.records[-1].getMessage().startswith("applied 4 more events in 1.5 s")
+        log.batch(events[:1], ["applied"])  # a new window: a line per event again
+        assert caplog.records[-1].getMessage() == "event e0 applied"
+        log.tick()
+        assert len(caplog.records) == 5

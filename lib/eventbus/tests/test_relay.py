@@ -11,7 +11,7 @@ import uuid
 import pika
 import pytest
 from eventbus import relay
-from eventbus.connection import Brokers
+from eventbus.connection import Brokers, BrokerWait
 from eventbus.metrics import relay_metrics
 from eventbus.publisher import (
     AmqpPublisher,
@@ -22,7 +22,7 @@ from eventbus.publisher import (
     open_wakeup_socket,
     to_message,
 )
-from eventbus.runtime import StopSignal
+from eventbus.runtime import Backoff, StopSignal
 from eventbus.topology import Topology
 from prometheus_client import CollectorRegistry
 
@@ -108,6 +108,10 @@ class FakePublisher:
     def wait(self, seconds, should_stop):
         time.sleep(0.01)
 
+    def pause(self, seconds):
+        self.pauses = [*getattr(self, "pauses", []), seconds]
+        time.sleep(seconds)
+
     def close(self):
         pass
 
@@ -191,6 +195,29 @@ def test_housekeeping_survives_a_database_error():
     )
     keeper.once()
     assert store.resets == 1
+
+
+def test_under_load_a_batch_waits_for_the_rest_of_the_busy_interval_and_a_lone_row_goes_at_once():
+    store, publisher = FakeStore([row(1)]), FakePublisher()
+    worker = make_relay(store, publisher, busy_interval=0.05, batch_size=2)
+
+    def step():
+        worker._step(None, BrokerWait([]), Backoff(), Backoff())
+
+    step()  # the first row after a quiet spell: no pause
+    assert store.published == [1] and not getattr(publisher, "pauses", [])
+    store.pending[2] = row(2)  # written right after that batch started
+    step()
+    assert store.published == [1, 2]
+    assert len(publisher.pauses) == 1 and 0 < publisher.pauses[0] <= 0.05
+
+    time.sleep(0.06)  # quiet again
+    store.pending.update({3: row(3), 4: row(4), 5: row(5)})
+    step()  # no pause after the quiet spell; a full batch (2) ...
+    step()  # ... means a backlog: the next batch goes at once too
+    assert store.published == [1, 2, 3, 4, 5]
+    assert len(publisher.pauses) == 1
+    assert [len(batch) for batch in publisher.batches] == [1, 1, 2, 1]
 
 
 def _run_in_thread(worker):

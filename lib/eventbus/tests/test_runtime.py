@@ -89,3 +89,22 @@ def test_weak_secret_problems_name_the_variable_never_the_value():
     assert "placeholder" in problems[0] and "too weak" in problems[1] and "placeholder" in problems[2]
     assert not any("CHANGEME" in problem or "short" in problem.split(" is ")[0] for problem in problems)
     assert weak_secret_problems({"SECRET_KEY": "ab" * 40}) != []  # long but only two different characters
+
+
+def test_production_samples_a_tenth_of_new_traces_and_follows_the_parent():
+    from eventbus.tracing import PRODUCTION_RATIO, sampler
+    from opentelemetry.sdk.trace import TracerProvider
+
+    assert sampler("production", {}).get_description() == (
+        f"ParentBased{{root:TraceIdRatioBased{{{PRODUCTION_RATIO}}},remoteParentSampled:AlwaysOnSampler,"
+        "remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,"
+        "localParentNotSampled:AlwaysOffSampler}"
+    )
+    assert sampler("development", {}).get_description().startswith("ParentBased{root:AlwaysOnSampler,")
+    # The standard variables win: the SDK reads them itself.
+    assert sampler("production", {"OTEL_TRACES_SAMPLER": "always_on"}) is None
+
+    # About a tenth of new traces are recorded (the parent rules are in the description above).
+    tracer = TracerProvider(sampler=sampler("production", {})).get_tracer("t")
+    recorded = sum(tracer.start_span("like").is_recording() for _ in range(5000))
+    assert 350 < recorded < 650

@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -55,6 +56,56 @@ ABANDONED = "abandoned"
 # What InboxStore.classify says of an error.
 RETRY = "retry"
 REJECT = "reject"
+
+
+class ApplyLog:
+    """Log lines of applied events: one per event (INFO) up to `per_second` a second, then a summary.
+
+    Under load a line per event would cost more CPU than applying it; past the budget, events are
+    logged at DEBUG and one INFO line a second says how many were applied and how many dropped.
+    """
+
+    def __init__(self, per_second: int = 10, clock: Callable[[], float] = time.monotonic):
+        self.per_second, self.clock = per_second, clock
+        self._window = float("-inf")
+        self._lines = self._quiet = 0
+
+    def batch(self, events: list, results: list[str]) -> None:
+        """Log a committed batch (its events and their outcomes, in order)."""
+        now = self.clock()
+        if now - self._window >= 1.0:
+            self._summarise(now)
+        debug = logger.isEnabledFor(logging.DEBUG)
+        for event, outcome in zip(events, results, strict=True):
+            if outcome == DUPLICATE:
+                continue  # logged one by one, whatever the rate: each is worth a look
+            if self._lines < self.per_second:
+                self._lines += 1
+                logger.info(
+                    "event %s %s", event.id, outcome, extra={"event_id": event.id, "event_type": event.type}
+                )
+                continue
+            self._quiet += 1
+            if debug:
+                logger.debug(
+                    "event %s %s", event.id, outcome, extra={"event_id": event.id, "event_type": event.type}
+                )
+
+    def tick(self) -> None:
+        """Write the summary of a window that has ended, even when no batch follows it."""
+        now = self.clock()
+        if self._quiet and now - self._window >= 1.0:
+            self._summarise(now)
+
+    def _summarise(self, now: float) -> None:
+        if self._quiet:
+            logger.info(
+                "applied %s more events in %.1f s (one INFO line per event up to %s a second; the rest at DEBUG)",
+                self._quiet,
+                now - self._window,
+                self.per_second,
+            )
+        self._window, self._lines, self._quiet = now, 0, 0
 
 
 class InboxStore(Protocol):
@@ -112,6 +163,7 @@ class Consumer:
         self.channel = None
         self._buffer: list[tuple] = []
         self._next_beat = 0.0
+        self._log = ApplyLog()
         self.hold_ack = float(os.environ.get(HOLD_ACK_ENV) or 0)
 
     # -- one batch ------------------------------------------------------------------------------
@@ -233,8 +285,8 @@ class Consumer:
                 sleep(delay)  # connection.sleep keeps broker heartbeats flowing
 
     def _record(self, events: list, results: list[str]) -> None:
-        """Metrics and logs of a committed batch."""
-        debug = logger.isEnabledFor(logging.DEBUG)
+        """Metrics and logs of a committed batch: a line per event while the rate is low, a summary under load."""
+        consumed: Counter = Counter()
         for event, outcome in zip(events, results, strict=True):
             type_label = self.metrics.type_label(event.type)
             if outcome == DUPLICATE:
@@ -245,18 +297,11 @@ class Consumer:
                     extra={"event_id": event.id, "event_type": event.type},
                 )
                 continue
-            self.metrics.consumed.labels(type=type_label).inc()
+            consumed[type_label] += 1
             self.metrics.apply_age.labels(type=type_label).observe(_occurred_age(event))
-            if debug or len(events) == 1:
-                logger.log(
-                    logging.DEBUG if len(events) > 1 else logging.INFO,
-                    "event %s %s",
-                    event.id,
-                    outcome,
-                    extra={"event_id": event.id, "event_type": event.type},
-                )
-        if len(events) > 1:
-            logger.info("applied a batch of %s events (%s duplicates)", len(events), results.count(DUPLICATE))
+        for type_label, count in consumed.items():
+            self.metrics.consumed.labels(type=type_label).inc(count)
+        self._log.batch(events, results)
 
     # -- the process ------------------------------------------------------------------------------
     def run(self) -> int:
@@ -287,6 +332,7 @@ class Consumer:
             # Returns as soon as a delivery is dispatched, not after the full second.
             self.connection.process_data_events(time_limit=1)
             self._drain()
+            self._log.tick()
             self._maybe_beat()
         except pika.exceptions.AMQPError as exc:
             if broker.is_fatal(exc):

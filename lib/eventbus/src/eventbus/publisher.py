@@ -384,6 +384,14 @@ class AmqpPublisher:
         if self._lost is not None:
             raise BrokerUnavailable(self._lost)
 
+    def pause(self, seconds: float) -> None:
+        """Service the connection for seconds, whatever wake-ups arrive meanwhile."""
+        self._run_until(lambda: self._lost is not None, seconds)
+        if self._fatal:
+            raise Unrecoverable(self._fatal)
+        if self._lost is not None:
+            raise BrokerUnavailable(self._lost)
+
     def clear_wakeups(self) -> None:
         """Forget wake-ups received so far; call right before claiming rows."""
         self._woken = False
