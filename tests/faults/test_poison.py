@@ -142,11 +142,18 @@ def test_poison_inside_a_batch_takes_no_good_event_with_it(fs):
     while queue_depth(fs.amqp_url, "admin"):
         assert time.monotonic() < deadline, "admin's queue never drained"
         time.sleep(0.1)
+    # Drained means delivered (the ready count), not yet committed: wait for the inbox rows.
     marks = ",".join(["%s"] * len(good))
-    applied = {
-        r[0]
-        for r in query(fs.ep.admin_db, f"SELECT message_id FROM inbox WHERE message_id IN ({marks})", good)
-    }  # noqa: S608
+    while True:
+        applied = {
+            r[0]
+            for r in query(
+                fs.ep.admin_db, f"SELECT message_id FROM inbox WHERE message_id IN ({marks})", good
+            )
+        }  # noqa: S608
+        if applied == set(good) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert applied == set(good), f"{len(set(good) - applied)} good events not applied"
     new_dead = set(peek_message_ids(fs.amqp_url, "admin.dlq")) - dead_before
     assert not new_dead & set(good), "a good event was dead-lettered with the poison"
