@@ -199,25 +199,26 @@ def test_housekeeping_survives_a_database_error():
 
 def test_under_load_a_batch_waits_for_the_rest_of_the_busy_interval_and_a_lone_row_goes_at_once():
     store, publisher = FakeStore([row(1)]), FakePublisher()
-    worker = make_relay(store, publisher, busy_interval=0.05, batch_size=2)
+    worker = make_relay(store, publisher, busy_interval=0.05, batch_size=3)
 
     def step():
         worker._step(None, BrokerWait([]), Backoff(), Backoff())
 
-    step()  # the first row after a quiet spell: no pause
-    assert store.published == [1] and not getattr(publisher, "pauses", [])
-    store.pending[2] = row(2)  # written right after that batch started
+    step()  # one row after a quiet spell: no pause
+    store.pending.update({2: row(2), 3: row(3)})  # the last batch found one row: no pause
     step()
-    assert store.published == [1, 2]
+    assert store.published == [1, 2, 3] and not getattr(publisher, "pauses", [])
+    store.pending[4] = row(4)  # the last batch found two rows: under load
+    step()
+    assert store.published == [1, 2, 3, 4]
     assert len(publisher.pauses) == 1 and 0 < publisher.pauses[0] <= 0.05
 
-    time.sleep(0.06)  # quiet again
-    store.pending.update({3: row(3), 4: row(4), 5: row(5)})
-    step()  # no pause after the quiet spell; a full batch (2) ...
-    step()  # ... means a backlog: the next batch goes at once too
-    assert store.published == [1, 2, 3, 4, 5]
+    store.pending.update({i: row(i) for i in range(5, 10)})
+    step()  # the last batch found one row: no pause; this one is full (3) ...
+    step()  # ... which means a backlog: the next batch goes at once too
+    assert store.published == list(range(1, 10))
     assert len(publisher.pauses) == 1
-    assert [len(batch) for batch in publisher.batches] == [1, 1, 2, 1]
+    assert [len(batch) for batch in publisher.batches] == [1, 2, 1, 3, 2]
 
 
 def _run_in_thread(worker):

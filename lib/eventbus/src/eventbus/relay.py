@@ -45,8 +45,9 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 POLL_SECONDS = 1.0
 # Under load, batches start at most this often: the rows written meanwhile go out together, so the
-# claim, the confirm wait and the marks are paid once for them all. A row written after a quiet
-# spell goes at once; only one that follows a batch within this interval waits for the rest of it.
+# claim, the confirm wait and the marks are paid once for them all. Under load means that the last
+# batch found several rows (they came faster than one batch takes); while rows come one per batch
+# (a hundred a second here), each goes at once, and so does the first row after a quiet spell.
 BUSY_INTERVAL_SECONDS = 0.01
 HOUSEKEEPING_SECONDS = 5.0
 PRUNE_SECONDS = 60.0
@@ -177,7 +178,7 @@ class Relay:
         self.wakeup_addr, self.batch_size, self.poll_seconds = wakeup_addr, batch_size, poll_seconds
         self.busy_interval = busy_interval
         self._last_batch_at = float("-inf")  # when the last batch that found rows started
-        self._backlog = False
+        self._busy = False
         self.retention = (
             dt.timedelta(hours=outbox_retention_hours),
             dt.timedelta(hours=inbox_retention_hours),
@@ -279,7 +280,7 @@ class Relay:
                 broker_backoff.reset()
                 logger.info("relay connected to the broker")
             since = time.monotonic() - self._last_batch_at
-            if since < self.busy_interval and not self._backlog:
+            if self._busy and since < self.busy_interval:
                 # Busy: let the rows of the rest of the interval join this batch.
                 self.publisher.pause(self.busy_interval - since)
             self.publisher.clear_wakeups()
@@ -288,7 +289,8 @@ class Relay:
             db_backoff.reset()
             if claimed:
                 self._last_batch_at = started
-            self._backlog = claimed >= self.batch_size  # more rows are waiting: no pause
+            # A full batch means more rows are waiting already: no pause then either.
+            self._busy = 1 < claimed < self.batch_size
             if claimed < self.batch_size:
                 self.publisher.wait(self.poll_seconds, lambda: self.stop.requested)
         except BrokerUnavailable as exc:
