@@ -18,8 +18,9 @@ logger = logging.getLogger(__name__)
 SECRET_KEYS = ("username", "password", "host", "port", "dbname")
 # django-prometheus's wrappers of Django's own backends count queries, their duration, errors and
 # new connections (django_db_*): https://github.com/korfuri/django-prometheus#monitoring-your-databases
+# MySQL's is wrapped once more (config/mysql/base.py): a transaction starts with one BEGIN.
 MONITORED_ENGINES = {
-    "django.db.backends.mysql": "django_prometheus.db.backends.mysql",
+    "django.db.backends.mysql": "config.mysql",
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
 }
 

@@ -85,6 +85,21 @@ def test_put_requires_every_writable_field(staff, product):
     assert "image" in response.json()["fields"]
 
 
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_an_unknown_product_is_404_even_with_an_invalid_body(staff, method):
+    response = getattr(staff, method)("/api/products/999999", {"title": 42}, format="json")
+    assert (response.status_code, response.json()["error"]) == (404, "not_found")
+    assert not OutboxEvent.objects.exists()
+
+
+def test_an_update_with_a_query_string_takes_drfs_own_path(staff, product):
+    # The detail lookup applies the list's search, as DRF's update does: no match, no product.
+    path = f"/api/products/{product.pk}"
+    assert staff.patch(f"{path}?search=kettle", {"title": "Red mug"}, format="json").status_code == 404
+    response = staff.patch(f"{path}?search=mug", {"title": "Red mug"}, format="json")
+    assert (response.status_code, response.json()["version"]) == (202, 2)
+
+
 def test_delete_returns_204(staff, product):
     response = staff.delete(f"/api/products/{product.pk}")
     assert response.status_code == 204

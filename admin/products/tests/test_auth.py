@@ -1,7 +1,9 @@
 """Reads are public; writes need staff via token, basic or session (+CSRF) auth."""
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -71,7 +73,30 @@ def test_token_endpoint_refuses_bad_credentials_and_non_staff(anon, plain_user, 
 
 def test_invalid_token_is_401(anon):
     anon.credentials(HTTP_AUTHORIZATION="Token nope")
-    assert anon.post("/api/products", GOOD, format="json").status_code == 401
+    response = anon.post("/api/products", GOOD, format="json")
+    assert (response.status_code, response.json()["detail"]) == (401, "Invalid token.")
+
+
+def test_a_token_of_an_inactive_user_is_401(staff_user):
+    token = Token.objects.create(user=staff_user)
+    staff_user.is_active = False
+    staff_user.save()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = client.post("/api/products", GOOD, format="json")
+    assert (response.status_code, response.json()["detail"]) == (401, "User inactive or deleted.")
+
+
+def test_a_token_request_reads_its_token_and_user_in_one_query(staff_user):
+    token = Token.objects.create(user=staff_user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/auth/me")
+    assert response.json() == {"authenticated": True, "username": "staff", "is_staff": True}
+    reads = [query["sql"] for query in queries.captured_queries if "authtoken_token" in query["sql"]]
+    assert len(reads) == 1
+    assert "auth_user" in reads[0]
 
 
 def _csrf_client():

@@ -34,7 +34,7 @@ def test_secret_gives_mysql_config(aws, caplog):
     with caplog.at_level(logging.INFO):
         config, source = database_config(FALLBACK, "admin/db", "us-east-1")
     assert source == "secretsmanager:admin/db"
-    assert config["ENGINE"] == "django_prometheus.db.backends.mysql"
+    assert config["ENGINE"] == "config.mysql"
     assert (config["NAME"], config["USER"], config["HOST"], config["PORT"]) == (
         "admin",
         "app",
@@ -131,7 +131,7 @@ def test_without_secret_name_database_url_is_used():
     config, source = database_config("mysql://u:p@h:3310/shop")
     assert source == "DATABASE_URL"
     assert (config["ENGINE"], config["NAME"], config["PORT"]) == (
-        "django_prometheus.db.backends.mysql",
+        "config.mysql",
         "shop",
         3310,
     )

@@ -1,0 +1,1 @@
+"""admin's MySQL/MariaDB database backend (ENGINE "config.mysql"): see base.py."""
