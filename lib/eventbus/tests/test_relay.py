@@ -147,6 +147,17 @@ def test_nacked_and_returned_rows_are_retried_later_and_the_rest_is_marked():
     assert store.retried == {1: (1.0, "nacked by broker"), 2: (4.0, "returned by broker: 312 NO_ROUTE")}
 
 
+def test_a_batch_the_broker_nacks_whole_stays_pending_and_the_relay_reconnects():
+    # A quorum queue whose leader died nacks a channel opened before the election: the rows are not
+    # to blame, so they keep their attempts and wait for the reconnect, not for their own backoff.
+    store, publisher = FakeStore([row(1), row(2, attempts=2)]), FakePublisher()
+    publisher.outcomes = {"e1": "nacked by broker", "e2": "nacked by broker"}
+    with pytest.raises(BrokerUnavailable, match="nacked all 2 messages"):
+        make_relay(store, publisher).run_once()
+    assert store.published == [] and store.retried == {}
+    assert sorted(store.pending) == [1, 2] and store.pending[2].attempts == 2
+
+
 def test_rows_whose_fate_is_unknown_stay_pending_untouched():
     # The broker went away after confirming the first row: the rest is neither marked nor backed off.
     store, publisher = FakeStore([row(1), row(2), row(3)]), FakePublisher()

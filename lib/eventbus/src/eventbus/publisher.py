@@ -38,8 +38,11 @@ CONFIRM_TIMEOUT_SECONDS = 30.0
 # sending to the dead leader until the broker's own 10 s resend timer (RabbitMQ 3.10); a new
 # channel asks for the current leader at once.
 CONFIRM_STALL_SECONDS = 5.0
+# A batch whose confirms take longer than this gets a WARNING line (once), to tell a slow broker.
+SLOW_CONFIRM_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 15.0
 TRACE_HEADERS = ("traceparent", "tracestate")
+NACKED = "nacked by broker"
 
 
 class BrokerUnavailable(Exception):
@@ -128,7 +131,12 @@ class ConfirmTracker:
         tags = [t for t in self._pending if t <= tag] if multiple else ([tag] if tag in self._pending else [])
         for t in tags:
             event_id = self._pending.pop(t)
-            self.results[event_id] = self._returned.get(event_id) if ack else "nacked by broker"
+            self.results[event_id] = self._returned.get(event_id) if ack else NACKED
+
+    @property
+    def outstanding(self) -> int:
+        """How many sent messages wait for their ack or nack."""
+        return len(self._pending)
 
     @property
     def done(self) -> bool:
@@ -267,14 +275,18 @@ class AmqpPublisher:
             self._conn.close()
         self._check()
 
-    def _on_blocked(self, _conn, _frame) -> None:
+    def _on_blocked(self, _conn, frame) -> None:
         # A resource alarm: the broker holds publishes back on purpose; only the overall confirm
         # timeout (and pika's blocked_connection_timeout) apply.
         self._blocked = True
+        logger.warning(
+            "the broker blocks publishing (%s)", getattr(frame.method, "reason", "a resource alarm")
+        )
 
     def _on_unblocked(self, _conn, _frame) -> None:
         self._blocked = False
         self._last_confirm = time.monotonic()
+        logger.warning("the broker takes publishes again")
 
     def _on_return(self, _channel, method, properties, _body) -> None:
         if self._tracker is not None:
@@ -342,20 +354,31 @@ class AmqpPublisher:
                 tracker.sent(self._tag, message.event_id)
         except pika.exceptions.AMQPError as exc:
             self._lost = self._lost or f"publish failed: {exc!r}"
-        stalled = False
+        stalled, started, slow_logged = False, time.monotonic(), False
         try:
-            deadline = time.monotonic() + self._confirm_timeout
-            self._last_confirm = time.monotonic()
+            deadline = started + self._confirm_timeout
+            self._last_confirm = started
             while not (tracker.done or self._lost is not None):
                 now = time.monotonic()
                 if now >= deadline:
                     break
+                if not slow_logged and now - started >= SLOW_CONFIRM_SECONDS:
+                    slow_logged = True
+                    logger.warning(
+                        "%s of %s confirms still outstanding after %.0f s%s",
+                        tracker.outstanding,
+                        len(messages),
+                        now - started,
+                        " (the broker blocks publishing)" if self._blocked else "",
+                    )
                 if not self._blocked and now - self._last_confirm >= self._confirm_stall:
                     stalled = True
                     break
                 wait = deadline - now
                 if not self._blocked:
                     wait = min(wait, self._last_confirm + self._confirm_stall - now)
+                if not slow_logged:
+                    wait = min(wait, started + SLOW_CONFIRM_SECONDS - now)
                 self._run_until(lambda: tracker.done or self._lost is not None, max(wait, 0.001))
         finally:
             self._tracker = None

@@ -30,6 +30,7 @@ from eventbus import connection as broker
 from eventbus.connection import BrokerWait
 from eventbus.metrics import RelayMetrics
 from eventbus.publisher import (
+    NACKED,
     AmqpPublisher,
     BrokerUnavailable,
     OutboxRow,
@@ -211,6 +212,16 @@ class Relay:
                 row for row in batch.rows if row.event_id in outcomes and outcomes[row.event_id] is None
             ]
             failed = [row for row in batch.rows if outcomes.get(row.event_id) is not None]
+            if broker_error is None and all(outcomes.get(row.event_id) == NACKED for row in batch.rows):
+                # Every message refused: the broker, not these rows. A quorum queue whose leader died
+                # nacks a channel opened before the new one was elected (RabbitMQ 3.10), and a full
+                # queue nacks everything: the rows stay as they were, and the relay reconnects on
+                # its own backoff (0.5 to 5 s) rather than sending each row to its own, longer one.
+                broker_error = BrokerUnavailable(
+                    f"the broker nacked all {len(batch.rows)} messages of the batch (a queue without a "
+                    "leader, or full)"
+                )
+                failed = []
             batch.mark(
                 [row.id for row in published],
                 {row.id: (retry_delay(row.attempts + 1), outcomes[row.event_id]) for row in failed},
