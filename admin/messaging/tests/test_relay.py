@@ -97,7 +97,9 @@ def test_a_failed_row_backs_off_exponentially_then_goes_out():
     row = make_rows(1)[0]
     for attempt in (1, 2, 3):
         OutboxEvent.objects.filter(pk=row.pk).update(available_at=timezone.now())
-        run_once(FakePublisher(fail={0: "nacked by broker"}))
+        # Returned (unroutable): the row's own fate. A batch nacked whole is the broker's: the rows
+        # stay as they were and the relay reconnects (lib/eventbus/tests/test_relay.py).
+        run_once(FakePublisher(fail={0: "returned by broker: 312 NO_ROUTE"}))
         row.refresh_from_db()
         assert row.attempts == attempt
     assert 2 < (row.available_at - timezone.now()).total_seconds() <= 4
