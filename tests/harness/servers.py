@@ -117,6 +117,10 @@ class MariaDB(ManagedServer):
         """Block until root can connect over TCP."""
         import pymysql
 
+        # By module, not as pymysql.err: where pymysql stands in for MySQLdb (admin), Django's import
+        # of MySQLdb.err rebinds the package's `err` to a second copy with its own classes.
+        from pymysql.err import OperationalError
+
         deadline = time.monotonic() + timeout
         while True:
             if not self.running:
@@ -127,7 +131,7 @@ class MariaDB(ManagedServer):
             try:
                 pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=1).close()
                 return
-            except pymysql.err.OperationalError as exc:
+            except OperationalError as exc:
                 if time.monotonic() > deadline:
                     self.kill9()
                     raise ServerError(

@@ -60,7 +60,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +67,7 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS), str(TESTS.parent)]  # harness, faults, and dev (the servers)
 
+from bench_likes import stop_gunicorn, wait_http  # noqa: E402 - the benchmarks' shared helpers
 from faults.support import AdminApi, Shop, query  # noqa: E402
 
 from harness import services as harness_services  # noqa: E402
@@ -196,22 +196,6 @@ def run_wrk(url: str, seconds: int, script: Path | None = None) -> dict:
     }
 
 
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    """Poll url until it answers 200, failing early if proc dies."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def calibrate(workdir: Path) -> float:
     """Return the req/s of the bare Flask endpoint (calibration_app.py) on one sync gunicorn worker."""
     port = free_port()
@@ -229,12 +213,7 @@ def calibrate(workdir: Path) -> float:
         wait_quiet({"calibration": proc.pid})
         return run_wrk(f"http://127.0.0.1:{port}/", CALIBRATION_SECONDS)["rps"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_gunicorn(proc)
 
 
 # ----- CPU from /proc ---------------------------------------------------------------------------------

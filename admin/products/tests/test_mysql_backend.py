@@ -1,12 +1,13 @@
 """The MySQL backend (config/mysql): a transaction is BEGIN ... COMMIT, its statements still counted."""
 
+import sys
+from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from config.mysql.base import DatabaseWrapper
-from products import services
 
 SETTINGS = {
     "ENGINE": "config.mysql",
@@ -64,21 +65,61 @@ def test_cursors_share_one_class_and_count_their_statements(wrapper):
     assert hasattr(type(first), "executemany")
 
 
-@pytest.mark.skipif(
-    connection.vendor != "mysql", reason="the suite runs on SQLite (TEST_DATABASE_URL for MariaDB)"
-)
-@pytest.mark.django_db(transaction=True)
-def test_on_mysql_a_write_is_begin_to_commit_with_no_autocommit_switches():
-    def counters():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SHOW SESSION STATUS WHERE Variable_name IN ('Com_begin', 'Com_commit', 'Com_set_option')"
-            )
-            return dict(cursor.fetchall())
+@pytest.fixture(scope="module")
+def mariadb_backend():
+    """The backend connected to a throwaway MariaDB (the repository's test harness), not a stand-in."""
+    root = Path(__file__).resolve().parents[3]
+    sys.path[:0] = [str(root / "tests"), str(root)]
+    from harness.servers import MariaDB
 
-    before = counters()
-    services.create_product(title="Lamp", image="https://example.com/lamp.png")
-    after = counters()
-    changed = {name: int(after[name]) - int(before[name]) for name in before}
-    assert changed == {"Com_begin": 1, "Com_commit": 1, "Com_set_option": 0}
-    assert connection.connection.get_autocommit()
+    server = MariaDB().start()
+    try:
+        server.create_db_user("backend_check", "backend_check", "backend-check-pw")
+        settings = {
+            **SETTINGS,
+            "NAME": "backend_check",
+            "USER": "backend_check",
+            "PASSWORD": "backend-check-pw",  # pragma: allowlist secret
+            "PORT": str(server.port),
+        }
+        yield DatabaseWrapper(settings, alias="mariadb")
+    finally:
+        server.cleanup()
+
+
+def _counters(db) -> dict[str, int]:
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SHOW SESSION STATUS WHERE Variable_name IN ('Com_begin', 'Com_commit', 'Com_set_option')"
+        )
+        return {name: int(value) for name, value in cursor.fetchall()}
+
+
+def test_on_mariadb_a_transaction_is_begin_to_commit_with_no_autocommit_switches(
+    mariadb_backend, django_db_blocker
+):
+    db = mariadb_backend
+    with django_db_blocker.unblock(), mock.patch.object(transaction, "get_connection", return_value=db):
+        db.ensure_connection()
+        with db.cursor() as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS lamp (id INT AUTO_INCREMENT PRIMARY KEY)")
+        before = _counters(db)
+        with transaction.atomic(using="mariadb"), db.cursor() as cursor:
+            cursor.execute("INSERT INTO lamp VALUES (NULL)")
+            cursor.execute("SELECT @@in_transaction")
+            assert cursor.fetchone() == (1,)
+        after = _counters(db)
+        assert {name: after[name] - before[name] for name in before} == {
+            "Com_begin": 1,
+            "Com_commit": 1,
+            "Com_set_option": 0,
+        }
+        assert db.connection.get_autocommit()
+
+        with pytest.raises(RuntimeError), transaction.atomic(using="mariadb"), db.cursor() as cursor:
+            cursor.execute("INSERT INTO lamp VALUES (NULL)")
+            raise RuntimeError
+        with db.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM lamp")
+            assert cursor.fetchone() == (1,)  # the failed block's row is gone
+        db.close()
