@@ -17,6 +17,12 @@ from faults.support import (
     wait_visible_in_main,
 )
 
+# The core's fault hook (eventbus.relay.HOLD_MARK_ENV): the relay holds each confirmed batch this
+# long before marking its rows sent. The kill comes as soon as the messages reach the queue, well
+# within the hold; the hold only bounds how long a relay that was not killed would wait.
+HOLD_MARK_ENV = "EVENTBUS_FAULT_HOLD_MARK_SECONDS"
+HOLD_MARK_SECONDS = "5"
+
 
 def _pending(db_url: str) -> int:
     return query(db_url, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")[0][0]
@@ -25,31 +31,41 @@ def _pending(db_url: str) -> int:
 def _kill_mid_batch(fs, relay: str, db_url: str, queue: str, rounds: int) -> set[str]:
     """Start the relay and SIGKILL it as soon as its messages reach the queue; return the caught event ids.
 
-    The downstream consumer is stopped, so a message in the queue proves the relay published it; an
-    event both in the queue and in a row still unmarked after the kill was caught between publish
-    and mark: the relay must publish it again, and the consumer's inbox must drop the copy.
+    The relay runs with the core's fault hook holding each confirmed batch before it marks the rows
+    sent (HOLD_MARK_SECONDS), so the kill lands between publish and mark every time, however fast
+    the relay is. The downstream consumer is stopped, so a message in the queue proves the relay
+    published it; an event both in the queue and in a row still unmarked after the kill was caught
+    between publish and mark: the relay must publish it again, and the consumer's inbox must drop
+    the copy. The relay is started at the end without the hook.
     """
     caught: set[str] = set()
-    with QueueWatch(fs.amqp_url) as watch:
-        for _ in range(rounds):
-            pending, queued = _pending(db_url), watch.depth(queue)
-            if pending == 0:
-                break
-            fs.services.start_process(relay)
-            deadline = time.monotonic() + 60
-            while watch.depth(queue) == queued:
-                assert fs.services.procs[relay].running, fs.services.procs[relay].log_tail()
-                assert time.monotonic() < deadline, f"{relay} published nothing in 60 s"
-                time.sleep(0.002)
-            fs.services.kill9_process(relay)
-            queued_ids = set(peek_message_ids(fs.amqp_url, queue, limit=10_000))
-            unmarked = {
-                row[0] for row in query(db_url, "SELECT event_id FROM outbox WHERE published_at IS NULL")
-            }
-            caught |= queued_ids & unmarked
-            print(
-                f"{relay} killed: {len(queued_ids)} queued, {len(unmarked)} unmarked, {len(queued_ids & unmarked)} both"
-            )
+    proc = fs.services.procs[relay]
+    env = proc.env
+    proc.env = {**env, HOLD_MARK_ENV: HOLD_MARK_SECONDS}
+    try:
+        with QueueWatch(fs.amqp_url) as watch:
+            for _ in range(rounds):
+                pending, queued = _pending(db_url), watch.depth(queue)
+                if pending == 0:
+                    break
+                fs.services.start_process(relay)
+                deadline = time.monotonic() + 60
+                while watch.depth(queue) == queued:
+                    assert proc.running, proc.log_tail()
+                    assert time.monotonic() < deadline, f"{relay} published nothing in 60 s"
+                    time.sleep(0.002)
+                fs.services.kill9_process(relay)
+                queued_ids = set(peek_message_ids(fs.amqp_url, queue, limit=10_000))
+                unmarked = {
+                    row[0] for row in query(db_url, "SELECT event_id FROM outbox WHERE published_at IS NULL")
+                }
+                caught |= queued_ids & unmarked
+                print(
+                    f"{relay} killed: {len(queued_ids)} queued, {len(unmarked)} unmarked, "
+                    f"{len(queued_ids & unmarked)} both"
+                )
+    finally:
+        proc.env = env
     fs.services.start_process(relay)
     return caught
 

@@ -168,6 +168,36 @@ def test_rows_whose_fate_is_unknown_stay_pending_untouched():
     assert store.retried == {} and sorted(store.pending) == [2, 3]
 
 
+def test_the_fault_hold_sits_between_the_confirms_and_the_marks(monkeypatch):
+    # Fault tests only (tests/faults/test_relay.py): the relay holds a confirmed batch before marking
+    # it sent, so a SIGKILL lands between the two every time. Read once, when the relay is built.
+    monkeypatch.setenv(relay.HOLD_MARK_ENV, "2.5")
+    store, publisher = FakeStore([row(1), row(2)]), FakePublisher()
+    worker = make_relay(store, publisher)
+    monkeypatch.delenv(relay.HOLD_MARK_ENV)
+    held = []
+
+    def sleep(seconds):
+        # The broker has confirmed the whole batch; no row is marked yet.
+        assert [m.event_id for m in publisher.batches[0]] == ["e1", "e2"]
+        assert store.published == [] and sorted(store.pending) == [1, 2]
+        held.append(seconds)
+
+    worker.sleep = sleep
+    assert worker.run_once() == 2
+    assert held == [2.5]
+    assert store.published == [1, 2]
+
+
+def test_without_the_fault_setting_the_relay_never_holds(monkeypatch):
+    monkeypatch.delenv(relay.HOLD_MARK_ENV, raising=False)
+    store = FakeStore([row(1)])
+    worker = make_relay(store, FakePublisher())
+    assert worker.hold_mark == 0
+    worker.sleep = lambda seconds: pytest.fail("held without the fault setting")
+    assert worker.run_once() == 1 and store.published == [1]
+
+
 def test_retry_delays_double_up_to_five_minutes():
     assert [relay.retry_delay(n) for n in (1, 2, 3, 20)] == [1.0, 2.0, 4.0, 300.0]
 

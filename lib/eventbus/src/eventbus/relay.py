@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -55,6 +56,10 @@ PRUNE_SECONDS = 60.0
 PRUNE_CHUNK = 1000
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 300.0
+# Fault tests only: hold every batch this long after the broker's confirms and before its rows are
+# marked sent, so that a kill lands between the two on purpose (tests/faults/test_relay.py). Read
+# once at start; default 0. Never set in a deployment.
+HOLD_MARK_ENV = "EVENTBUS_FAULT_HOLD_MARK_SECONDS"
 
 
 def retry_delay(attempts: int) -> float:
@@ -187,6 +192,8 @@ class Relay:
         self.stop = stop or StopSignal()
         self.publisher_factory = publisher_factory
         self.publisher: AmqpPublisher | None = None
+        self.hold_mark = float(os.environ.get(HOLD_MARK_ENV) or 0)
+        self.sleep: Callable[[float], None] = time.sleep
 
     # -- one batch ------------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -222,6 +229,8 @@ class Relay:
                     "leader, or full)"
                 )
                 failed = []
+            if self.hold_mark and (published or failed):
+                self.sleep(self.hold_mark)  # fault tests only (HOLD_MARK_ENV): a kill lands here
             batch.mark(
                 [row.id for row in published],
                 {row.id: (retry_delay(row.attempts + 1), outcomes[row.event_id]) for row in failed},
