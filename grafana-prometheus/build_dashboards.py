@@ -30,6 +30,31 @@ HTTP_REQUESTS_BY_SERVICE = (
 DLQ_READY = r'sum by (queue) (rabbitmq_queue_messages_ready{queue=~".*\\.dlq"})'
 SERVICE_QUEUES_READY = 'sum by (queue) (rabbitmq_queue_messages_ready{queue=~"admin|main"})'
 FRESH_BUCKET = r'event_apply_age_seconds_bucket{service="main", le=~"2|2\\.0"}'
+# The consumers' own view of their dead-letter queues (lib/eventbus, every 15 s); every replica of a
+# consumer reports the same queue, hence max.
+DEAD_LETTERS = "max by (queue) (dead_letters)"
+DEAD_LETTER_OLDEST_AGE = "max by (queue) (dead_letter_oldest_age_seconds)"
+
+# Grafana and the SPA live on different origins, so a link to the SPA needs its base URL: a textbox
+# variable, http://localhost (compose's FRONTEND_PORT 80) unless the viewer types another or the
+# link that opens the dashboard carries ?var-spa_url=https://shop.example.com.
+SPA_URL_DEFAULT = "http://localhost"
+SPA_URL_VARIABLE = {
+    "type": "textbox",
+    "name": "spa_url",
+    "label": "SPA URL",
+    "description": "Base URL of the SPA, for the links to the dead-letter workbench (/admin/dead-letters).",
+    "query": SPA_URL_DEFAULT,
+    "current": {"selected": False, "text": SPA_URL_DEFAULT, "value": SPA_URL_DEFAULT},
+    "options": [{"selected": True, "text": SPA_URL_DEFAULT, "value": SPA_URL_DEFAULT}],
+    "hide": 0,
+    "skipUrlSync": False,
+}
+WORKBENCH_LINK = {
+    "title": "Open the dead-letter workbench (SPA /admin/dead-letters)",
+    "url": "${spa_url}/admin/dead-letters",
+    "targetBlank": True,
+}
 
 
 def or_none(expr: str, label: str) -> str:
@@ -60,6 +85,8 @@ def panel(
     description: str = "",
     thresholds: list[tuple[float, str]] | None = None,
     mappings: list[dict] | None = None,
+    links: list[dict] | None = None,
+    overrides: list[dict] | None = None,
 ) -> dict:
     """Return a panel without id and position (dashboard() assigns them)."""
     steps = [{"color": "green", "value": None}]
@@ -76,10 +103,12 @@ def panel(
                 "thresholds": {"mode": "absolute", "steps": steps},
                 "mappings": mappings or [],
             },
-            "overrides": [],
+            "overrides": overrides or [],
         },
         "_size": (width, height),
     }
+    if links:
+        built["links"] = links
     if kind == "timeseries":
         built["options"] = {
             "legend": {
@@ -123,7 +152,9 @@ UP_MAPPING = [
 ]
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[dict]) -> dict:
+def dashboard(
+    uid: str, title: str, description: str, panels: list[dict], variables: list[dict] | None = None
+) -> dict:
     """Return a dashboard with panels laid out left to right, wrapping at the grid width."""
     x = y = row_height = 0
     laid_out = []
@@ -151,7 +182,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict]) -> dic
         "timepicker": {},
         "timezone": "browser",
         "annotations": {"list": []},
-        "templating": {"list": []},
+        "templating": {"list": variables or []},
         "links": [
             {
                 "type": "dashboards",
@@ -212,6 +243,8 @@ def overview() -> dict:
                 width=4,
                 height=4,
                 thresholds=[(1, "red")],
+                description="Messages in the dead-letter queues (the broker's count). The link opens the SPA's workbench.",
+                links=[WORKBENCH_LINK],
             ),
             panel(
                 "HTTP requests/s by service",
@@ -245,6 +278,7 @@ def overview() -> dict:
                 unit="ops",
             ),
         ],
+        variables=[SPA_URL_VARIABLE],
     )
 
 
@@ -841,6 +875,29 @@ def event_pipeline() -> dict:
                 thresholds=[(1, "red")],
             ),
             panel(
+                "Dead letters: depth and oldest age (workbench)",
+                [
+                    target(DEAD_LETTERS, "{{queue}} depth"),
+                    target(DEAD_LETTER_OLDEST_AGE, "{{queue}} oldest age"),
+                ],
+                description=(
+                    "As each service's consumer reports its dead-letter queue: messages waiting (left axis) "
+                    "and the age of the oldest, 0 when empty (right axis). Alerts: DeadLettersWaiting "
+                    "(any for 5 min, ticket), DeadLettersOld (oldest over 1 h, page). The link opens the "
+                    "SPA's dead-letter workbench (set the SPA URL variable above)."
+                ),
+                links=[WORKBENCH_LINK],
+                overrides=[
+                    {
+                        "matcher": {"id": "byFrameRefID", "options": "B"},
+                        "properties": [
+                            {"id": "unit", "value": "s"},
+                            {"id": "custom.axisPlacement", "value": "right"},
+                        ],
+                    }
+                ],
+            ),
+            panel(
                 "Duplicates / dead-lettered per second",
                 [
                     target(
@@ -862,6 +919,7 @@ def event_pipeline() -> dict:
                 ],
             ),
         ],
+        variables=[SPA_URL_VARIABLE],
     )
 
 

@@ -20,32 +20,9 @@ from messaging import contract, relay, topology
 from messaging.models import InboxEvent, OutboxEvent, WorkerHeartbeat
 from messaging.outbox import enqueue
 from messaging.tests.fakes import likes_envelope
-from messaging.tests.rabbit import RabbitNode
 from products.models import Product
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(180)]
-
-
-@pytest.fixture(scope="module")
-def rabbit():
-    node = RabbitNode()
-    try:
-        node.start()
-        yield node
-    finally:
-        node.stop()
-        node.remove()
-
-
-@pytest.fixture
-def channel(rabbit):
-    connection = pika.BlockingConnection(rabbit.params())
-    ch = connection.channel()
-    ch.exchange_declare(exchange="main.events", exchange_type="topic", durable=True)  # main's relay's
-    topology.TOPOLOGY.declare_all(ch)
-    yield ch
-    if connection.is_open:
-        connection.close()
 
 
 def wait_until(condition, step=lambda: time.sleep(0.05), timeout=30.0):
@@ -140,7 +117,8 @@ def test_consumer_applies_dedupes_and_dead_letters_then_dlq_command_works(rabbit
             "product.exploded",
             "product.liked",
         ]
-        assert {m["reason"] for m in listed} == {"rejected"}
+        # The consumer dead-letters with its failure headers: the contract's reason codes.
+        assert {m["reason"] for m in listed} == {"bad_json", "missing_message_id"}
         wait_until(lambda: queue_depth(channel, "admin.dlq") == 2)  # listing lost nothing
 
         call_command("dlq", "redrive", "--limit", "1", stdout=StringIO())

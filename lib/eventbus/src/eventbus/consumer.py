@@ -6,17 +6,23 @@ acknowledged only after that commit. A crash between commit and acknowledgement 
 batch, and the inbox turns the copies into harmless duplicates.
 
 What a failure means decides what happens to the message:
-- a body that breaks the contract is one dead letter (basic.reject without requeue), at once;
+- a body that breaks the contract is one dead letter, at once;
 - an error of the database that is not this message's fault (an outage, a lock timeout, a
   missing table or column after a bad deploy) is retried in place, holding the messages,
   with a loud log; no heartbeat is written meanwhile, so readiness turns 503. Nothing is ever
   sent back to the queue on purpose: that would spend the queue's delivery limit;
 - an error that is this message's (a handler bug, a constraint it breaks) first splits the
   batch, so that only the culprit is dead-lettered.
+
+A dead letter says why (eventbus.failures): the consumer publishes it to the dead-letter exchange
+itself, with failure headers, on a channel with publisher confirms, and acknowledges the original
+only once the broker has confirmed the copy. Should that publish be refused, the message is
+rejected instead, and the broker dead-letters it with its own `x-death` header.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import os
@@ -31,6 +37,7 @@ import pika.exceptions
 from opentelemetry import propagate, trace
 
 from eventbus import connection as broker
+from eventbus import failures, workbench
 from eventbus.connection import BrokerWait
 from eventbus.metrics import ConsumerMetrics
 from eventbus.runtime import Backoff, StopSignal
@@ -44,6 +51,8 @@ BATCH_SIZE = 100
 # How long to wait for more deliveries to fill a batch: never long, a lone event goes at once.
 BATCH_WINDOW_SECONDS = 0.005
 HEARTBEAT_SECONDS = 5.0
+# How often the dead-letter queue's depth and oldest age are read for the metrics.
+DEAD_LETTER_CHECK_SECONDS = 15.0
 # While an error is retried in place, say so at ERROR at most this often (WARNING in between).
 LOUD_EVERY_SECONDS = 60.0
 # Fault tests only: hold every acknowledgement this long after the commit, so that a kill can land
@@ -161,8 +170,10 @@ class Consumer:
         self.stop = stop or StopSignal()
         self.connection: pika.BlockingConnection | None = None
         self.channel = None
+        self.dead_letter_channel = None
         self._buffer: list[tuple] = []
-        self._next_beat = 0.0
+        self._next_beat = self._next_peek = 0.0
+        self._last_error: BaseException | None = None
         self._log = ApplyLog()
         self.hold_ack = float(os.environ.get(HOLD_ACK_ENV) or 0)
 
@@ -178,9 +189,9 @@ class Consumer:
             if event is None:
                 outcomes[method.delivery_tag] = DEAD_LETTERED
             else:
-                parsed.append((method, properties, event))
+                parsed.append((method, properties, event, body))
         if parsed:
-            for (method, _, _), outcome in zip(parsed, self._apply(channel, parsed, sleep), strict=True):
+            for (method, *_), outcome in zip(parsed, self._apply(channel, parsed, sleep), strict=True):
                 outcomes[method.delivery_tag] = outcome
         return [outcomes[method.delivery_tag] for method, _, _ in deliveries]
 
@@ -193,24 +204,81 @@ class Consumer:
             event_id = getattr(exc, "event_id", None) or properties.message_id
             event_type = getattr(exc, "event_type", None) or properties.type
             reason = getattr(exc, "reason", None) or str(exc)
-            self._dead_letter(channel, method, event_id, event_type, getattr(exc, "code", "bad_data"), reason)
+            code = getattr(exc, "code", "bad_data")
+            # A broken contract has no stack worth grouping by: its group is the contract's code.
+            headers = failures.failure_headers(
+                properties,
+                reason=code,
+                queue=self.topology.queue,
+                exception_type=type(exc).__name__,
+                message=reason,
+                where_=code,
+            )
+            self._dead_letter(channel, method, properties, body, headers, event_id, event_type, code, reason)
             return None
 
-    def _dead_letter(self, channel, method, event_id, event_type, reason: str, why: str) -> None:
-        # basic.reject without requeue: the queue dead-letters it. (RabbitMQ 4.3 no longer counts a
-        # basic.nack towards the delivery limit; a reject counts on every version.)
-        channel.basic_reject(delivery_tag=method.delivery_tag, requeue=False)
+    def _dead_letter(
+        self,
+        channel,
+        method,
+        properties,
+        body: bytes,
+        headers: dict,
+        event_id,
+        event_type,
+        reason: str,
+        why: str,
+    ) -> None:
+        """Publish the message with its failure headers to the dead-letter exchange, then ack it."""
+        if not self._publish_dead_letter(method, properties, body, headers, event_id):
+            # basic.reject without requeue: the queue dead-letters it, with x-death. (RabbitMQ 4.3
+            # no longer counts a basic.nack towards the delivery limit; a reject counts on every version.)
+            channel.basic_reject(delivery_tag=method.delivery_tag, requeue=False)
+        else:
+            channel.basic_ack(delivery_tag=method.delivery_tag)
         self.metrics.dead_lettered.labels(type=self.metrics.type_label(event_type), reason=reason).inc()
         logger.warning(
             "dead-lettering event %s (%s): %s",
             event_id,
             event_type,
             why,
-            extra={"event_id": event_id, "event_type": event_type, "reason": reason},
+            extra={
+                "event_id": event_id,
+                "event_type": event_type,
+                "reason": reason,
+                "fingerprint": headers.get(failures.FINGERPRINT),
+            },
         )
 
+    def _publish_dead_letter(self, method, properties, body: bytes, headers: dict, event_id) -> bool:
+        """Return True once the broker confirmed the copy in the dead-letter exchange; False if refused."""
+        if self.dead_letter_channel is None:
+            return False
+        dead = copy.copy(properties)
+        dead.headers = headers
+        dead.delivery_mode = 2
+        try:
+            self.dead_letter_channel.basic_publish(
+                self.topology.dead_letter_exchange, method.routing_key or "", body, dead, mandatory=True
+            )
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+            logger.warning("the dead-letter exchange refused %s (%r); rejecting it instead", event_id, exc)
+            return False
+        except pika.exceptions.ChannelClosed as exc:
+            # Our channel alone (e.g. no write permission on the dead-letter exchange): the broker
+            # still dead-letters the message on reject; the channel is opened again on reconnect.
+            logger.error(
+                "cannot publish to %s (%s); rejecting %s instead, it is dead-lettered without failure headers",
+                self.topology.dead_letter_exchange,
+                broker.explain(exc),
+                event_id,
+            )
+            self.dead_letter_channel = None
+            return False
+        return True
+
     def _apply(self, channel, parsed: list[tuple], sleep) -> list[str]:
-        events = [event for _, _, event in parsed]
+        events = [event for _, _, event, _ in parsed]
         spans = [
             tracer.start_span(
                 f"{self.topology.queue} process",
@@ -225,7 +293,7 @@ class Consumer:
                     "event.type": event.type,
                 },
             )
-            for _, properties, event in parsed
+            for _, properties, event, _ in parsed
         ]
         try:
             if len(spans) == 1:  # a lone event's work (database spans, log lines) joins its trace
@@ -240,15 +308,24 @@ class Consumer:
             return [ABANDONED] * len(parsed)
         if results is None:  # this batch holds a message that cannot be applied: find it
             if len(parsed) == 1:
-                method, _, event = parsed[0]
+                method, properties, event, body = parsed[0]
+                error = self._last_error
+                headers = failures.failure_headers(
+                    properties, reason="handler_error", queue=self.topology.queue, exc=error
+                )
+                why = (
+                    f"it cannot be applied ({type(error).__name__}: {error})"
+                    if error
+                    else "it cannot be applied"
+                )
                 self._dead_letter(
-                    channel, method, event.id, event.type, "handler_error", "it cannot be applied"
+                    channel, method, properties, body, headers, event.id, event.type, "handler_error", why
                 )
                 return [DEAD_LETTERED]
             return [outcome for item in parsed for outcome in self._apply(channel, [item], sleep)]
         # Committed: only now may the broker forget the messages. Every earlier delivery on this
         # channel is settled (batches run in order), so one multiple ack covers the batch.
-        tags = [method.delivery_tag for method, _, _ in parsed]
+        tags = [method.delivery_tag for method, *_ in parsed]
         if self.hold_ack:
             sleep(self.hold_ack)
         channel.basic_ack(delivery_tag=max(tags), multiple=len(tags) > 1)
@@ -263,6 +340,7 @@ class Consumer:
                 return self.store.apply(events)
             except Exception as exc:  # noqa: BLE001 - the store says whose fault it is
                 if self.store.classify(exc) == REJECT:
+                    self._last_error = exc
                     logger.warning(
                         "a batch of %s events failed (%r)", len(events), exc, exc_info=len(events) == 1
                     )
@@ -334,6 +412,7 @@ class Consumer:
             self._drain()
             self._log.tick()
             self._maybe_beat()
+            self._maybe_peek()
         except pika.exceptions.AMQPError as exc:
             if broker.is_fatal(exc):
                 raise Unrecoverable(f"the broker refused us: {broker.explain(exc)}") from exc
@@ -358,13 +437,15 @@ class Consumer:
         broker_wait.succeeded()
         self.channel = self.connection.channel()
         self.topology.declare_consumer(self.channel)
+        self.dead_letter_channel = self.connection.channel()
+        self.dead_letter_channel.confirm_delivery()
         self.channel.basic_qos(prefetch_count=self.prefetch)
         self.channel.basic_consume(
             queue=self.topology.queue, on_message_callback=self._on_message, auto_ack=False
         )
         self.metrics.up.set(1)
         logger.info("consuming queue %s", self.topology.queue)
-        self._next_beat = 0.0
+        self._next_beat = self._next_peek = 0.0
 
     def _on_message(self, channel, method, properties, body) -> None:
         self._buffer.append((method, properties, body))
@@ -395,8 +476,36 @@ class Consumer:
             self.store.reset()
         self._next_beat = now + HEARTBEAT_SECONDS
 
+    def _maybe_peek(self) -> None:
+        """Every DEAD_LETTER_CHECK_SECONDS, export the dead-letter queue's depth and its oldest failure's age."""
+        now = time.monotonic()
+        if now < self._next_peek or self.dead_letter_channel is None:
+            return
+        self._next_peek = now + DEAD_LETTER_CHECK_SECONDS
+        try:
+            depth, age = workbench.peek(self.dead_letter_channel, self.topology)
+        except pika.exceptions.ChannelClosed as exc:
+            logger.warning("dead-letter queue not read for the metrics (%s)", broker.explain(exc))
+            self.dead_letter_channel = None
+            self._forget_dead_letter_metrics()
+            return
+        queue = self.topology.dead_letter_queue
+        self.metrics.dead_letters.labels(queue=queue).set(depth)
+        self.metrics.dead_letter_oldest_age.labels(queue=queue).set(age)
+
+    def _forget_dead_letter_metrics(self) -> None:
+        # A value we can no longer vouch for is removed, not kept: a stale 0 would hide new dead
+        # letters, while no series hands the queue to the broker-side alert (README: Monitoring).
+        for gauge in (self.metrics.dead_letters, self.metrics.dead_letter_oldest_age):
+            try:
+                gauge.remove(self.topology.dead_letter_queue)
+            except KeyError:
+                pass
+
     def _disconnect(self) -> None:
         self.metrics.up.set(0)
+        self.dead_letter_channel = None
+        self._forget_dead_letter_metrics()
         connection, self.connection, self.channel = self.connection, None, None
         # Unacked deliveries of a closed channel are redelivered; their tags are void.
         self._buffer = []

@@ -14,6 +14,7 @@ import pika
 import pika.connection
 import pika.exceptions
 
+from eventbus import failures
 from eventbus.connection import Brokers
 from eventbus.topology import Topology
 
@@ -57,15 +58,13 @@ def original_routing_key(method, properties) -> str:
 def describe(method, properties, body: bytes) -> dict:
     """Summarise one dead-lettered message for the operator."""
     headers = properties.headers or {}
-    deaths = headers.get("x-death") or []
-    first = deaths[0] if deaths else {}
+    failure = failures.read(headers)
     return {
         "message_id": properties.message_id,
         "type": properties.type,
         "routing_key": original_routing_key(method, properties),
-        "reason": _text(first.get("reason")) or _text(headers.get("x-first-death-reason")),
-        "queue": _text(first.get("queue")) or _text(headers.get("x-first-death-queue")),
-        "deaths": int(first.get("count", 0) or 0),
+        **failure.as_dict(),
+        "queue": failure.queue,
         "redriven": int(headers.get("x-redriven", 0) or 0),
         "body": body.decode("utf-8", "replace")[:2000],
     }

@@ -58,13 +58,16 @@ def relay_metrics(registry: CollectorRegistry, published_types: Iterable[str]) -
 
 @dataclass(frozen=True)
 class ConsumerMetrics:
-    """events_consumed_total, events_duplicates_total, events_dead_lettered_total, event_apply_age_seconds, consumer_up."""
+    """events_consumed_total, events_duplicates_total, events_dead_lettered_total, event_apply_age_seconds,
+    consumer_up, dead_letters, dead_letter_oldest_age_seconds."""
 
     consumed: Counter
     duplicates: Counter
     dead_lettered: Counter
     apply_age: Histogram
     up: Gauge
+    dead_letters: Gauge
+    dead_letter_oldest_age: Gauge
     types: frozenset[str]
 
     def type_label(self, event_type: object) -> str:
@@ -99,6 +102,15 @@ def consumer_metrics(
             registry=registry,
         ),
         up=Gauge("consumer_up", "1 while the consumer is connected and consuming", registry=registry),
+        dead_letters=Gauge(
+            "dead_letters", "Messages in the service's dead-letter queue", ["queue"], registry=registry
+        ),
+        dead_letter_oldest_age=Gauge(
+            "dead_letter_oldest_age_seconds",
+            "Age of the oldest failure in the dead-letter queue (0 when empty)",
+            ["queue"],
+            registry=registry,
+        ),
         types=types,
     )
     for event_type in sorted(types):
