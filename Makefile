@@ -40,6 +40,8 @@ ADMIN_PASSWORD     ?= admin
 ADMIN_EMAIL        ?= admin@example.com
 DJANGO_ADMIN_URL   ?= django-admin/
 CSRF_TRUSTED_ORIGINS ?= http://localhost:$(SPA_PORT),http://127.0.0.1:$(SPA_PORT)
+# Operator tokens: admin signs with private.pem, main verifies with jwks.json (generated once by `prepare`).
+OPERATOR_JWT_DIR   ?= $(RUN_DIR)/operator-jwt
 RUN_ENV := APP_ENV=$(APP_ENV) LOG_LEVEL=$(LOG_LEVEL) RABBITMQ_URL='$(RABBITMQ_URL)' \
 	ADMIN_DATABASE_URL='$(ADMIN_DATABASE_URL)' MAIN_DATABASE_URL='$(MAIN_DATABASE_URL)' \
 	ADMIN_USERNAME='$(ADMIN_USERNAME)' ADMIN_PASSWORD='$(ADMIN_PASSWORD)' ADMIN_EMAIL='$(ADMIN_EMAIL)' \
@@ -51,7 +53,8 @@ RUN_ENV := APP_ENV=$(APP_ENV) LOG_LEVEL=$(LOG_LEVEL) RABBITMQ_URL='$(RABBITMQ_UR
 	ADMIN_CONSUMER_METRICS_PORT=$(ADMIN_CONSUMER_METRICS_PORT) ADMIN_RELAY_METRICS_PORT=$(ADMIN_RELAY_METRICS_PORT) \
 	DRIFT_METRICS_PORT=$(DRIFT_METRICS_PORT) MAIN_CONSUMER_METRICS_PORT=$(MAIN_CONSUMER_METRICS_PORT) \
 	MAIN_RELAY_METRICS_PORT=$(MAIN_RELAY_METRICS_PORT) \
-	ADMIN_WAKEUP_ADDR=$(ADMIN_WAKEUP_ADDR) MAIN_WAKEUP_ADDR=$(MAIN_WAKEUP_ADDR) PYTHONUNBUFFERED=1
+	ADMIN_WAKEUP_ADDR=$(ADMIN_WAKEUP_ADDR) MAIN_WAKEUP_ADDR=$(MAIN_WAKEUP_ADDR) \
+	OPERATOR_JWT_DIR='$(OPERATOR_JWT_DIR)' PYTHONUNBUFFERED=1
 
 .PHONY: help
 help: ## list the targets
@@ -96,6 +99,8 @@ frontend-build: $(NPM_STAMP) ## build the SPA into frontend/dist
 .PHONY: run prepare reset
 prepare: system-deps-run deps frontend-build
 	@mkdir -p $(RUN_DIR)
+	@echo "==> the operator-token key pair (once): $(OPERATOR_JWT_DIR)"
+	@cd $(ROOT) && $(PY) -m dev.operator_key '$(OPERATOR_JWT_DIR)' >/dev/null
 	@echo "==> migrating the databases, creating the superuser, loading demo products"
 	@cd admin && env $(RUN_ENV) LOG_LEVEL=WARNING DATABASE_URL='$(ADMIN_DATABASE_URL)' $(PY) manage.py migrate --noinput -v 0
 	@cd main && env $(RUN_ENV) LOG_LEVEL=WARNING DATABASE_URL='$(MAIN_DATABASE_URL)' $(VENV)/bin/flask --app app db upgrade
@@ -116,7 +121,7 @@ run: prepare ## start the whole app on embedded defaults (Ctrl-C stops it)
 	@exec env $(RUN_ENV) $(VENV)/bin/honcho start -f Procfile -d $(ROOT) -e $(RUN_DIR)/run.env
 
 reset: ## delete the data of `make run` (SQLite files, the dev RabbitMQ node)
-	rm -rf $(RUN_DIR)/admin.sqlite3* $(RUN_DIR)/main.sqlite3* $(RUN_DIR)/rabbitmq $(RUN_DIR)/run.env
+	rm -rf $(RUN_DIR)/admin.sqlite3* $(RUN_DIR)/main.sqlite3* $(RUN_DIR)/rabbitmq $(RUN_DIR)/run.env $(OPERATOR_JWT_DIR)
 
 # ---------------------------------------------------------------------------------------------
 # Tests
@@ -203,7 +208,8 @@ CHECK_DEPLOY_ENV := APP_ENV=production \
 	SECRET_KEY=check-deploy-dummy-value-not-used-anywhere-0123456789abcdefghijklmnop \
 	DATABASE_URL=sqlite:///$(VAR)/check-deploy.sqlite3 \
 	RABBITMQ_URL=amqps://broker.invalid:5671/%2F \
-	ALLOWED_HOSTS=admin.example.com CSRF_TRUSTED_ORIGINS=https://admin.example.com LOG_LEVEL=WARNING
+	ALLOWED_HOSTS=admin.example.com CSRF_TRUSTED_ORIGINS=https://admin.example.com LOG_LEVEL=WARNING \
+	OPERATOR_JWT_PRIVATE_KEY_FILE=$(VAR)/check-operator-jwt/private.pem
 
 .PHONY: check
 check: deps frontend-deps ## static checks: ruff, eslint + tsc, dashboards, bandit (medium and up), secrets scan, Django deploy checks
@@ -213,6 +219,7 @@ check: deps frontend-deps ## static checks: ruff, eslint + tsc, dashboards, band
 	$(VENV)/bin/bandit -q -r admin main lib -x '*/tests/*,*/migrations/*,*/node_modules/*' -ll
 	$(PY) .ci/secrets-scan
 	@mkdir -p $(VAR)
+	@cd $(ROOT) && $(PY) -m dev.operator_key $(VAR)/check-operator-jwt >/dev/null
 	cd admin && $(CHECK_DEPLOY_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 	@echo "static checks: all passed"
 

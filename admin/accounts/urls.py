@@ -10,4 +10,6 @@ urlpatterns = [
     re_path(r"^logout/?$", views.LogoutView.as_view(), name="auth-logout"),
     re_path(r"^me/?$", views.MeView.as_view(), name="auth-me"),
     re_path(r"^token/?$", views.TokenView.as_view(), name="auth-token"),
+    re_path(r"^operator-token/?$", views.OperatorTokenView.as_view(), name="auth-operator-token"),
+    re_path(r"^jwks\.json$", views.JwksView.as_view(), name="auth-jwks"),
 ]

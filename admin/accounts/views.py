@@ -1,9 +1,10 @@
-"""Auth endpoints: CSRF cookie, session login/logout, who am I, API tokens."""
+"""Auth endpoints: CSRF cookie, session login/logout, who am I, API tokens, operator tokens and their keys."""
 
 from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.signals import user_logged_in
 from django.middleware.csrf import get_token
@@ -13,10 +14,11 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.authtoken.models import Token
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import operator_tokens
 from accounts.security import (
     ExpiringTokenAuthentication,
     is_locked_out,
@@ -217,3 +219,97 @@ class TokenView(APIView):
             )
         request.auth.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+OperatorTokenSerializer = inline_serializer(
+    "OperatorToken",
+    {
+        "token": serializers.CharField(
+            help_text="A JWT (EdDSA) for the operations endpoints of other services."
+        ),
+        "token_type": serializers.ChoiceField(choices=["Bearer"]),
+        "expires_in": serializers.IntegerField(
+            help_text="Seconds until it expires (OPERATOR_TOKEN_TTL_SECONDS)."
+        ),
+    },
+)
+JWK_FIELDS = {
+    "kty": serializers.ChoiceField(choices=["OKP"]),
+    "crv": serializers.ChoiceField(choices=["Ed25519"]),
+    "x": serializers.CharField(),
+    "kid": serializers.CharField(help_text="RFC 7638 thumbprint"),
+    "alg": serializers.ChoiceField(choices=["EdDSA"]),
+    "use": serializers.ChoiceField(choices=["sig"]),
+}
+OPERATIONS_DISABLED = (
+    "Operator tokens are off: this service has no signing key. Set OPERATOR_JWT_PRIVATE_KEY "
+    "or OPERATOR_JWT_PRIVATE_KEY_FILE (README: Operator tokens)."
+)
+
+
+class OperatorTokenView(APIView):
+    """POST /api/auth/operator-token: a short-lived signed token for a staff user (main's operations endpoints)."""
+
+    permission_classes = (IsAdminUser,)
+
+    @extend_schema(
+        operation_id="auth_operator_token",
+        summary="Get an operator token (staff only)",
+        description=(
+            "A JWT signed with admin's Ed25519 key (alg EdDSA, kid = RFC 7638 thumbprint), claims "
+            "iss=admin, aud=operations, sub=username, staff=true, iat, exp, jti. Send it as "
+            "`Authorization: Bearer <token>` to main's /flask/api/dead-letters; verify it with "
+            "/api/auth/jwks.json."
+        ),
+        request=None,
+        responses={
+            200: OperatorTokenSerializer,
+            401: OpenApiResponse(ErrorSerializer, "No or bad credentials."),
+            403: OpenApiResponse(ErrorSerializer, "Not staff, or the CSRF check failed."),
+            503: OpenApiResponse(ErrorSerializer, "No signing key configured (`operations_disabled`)."),
+        },
+    )
+    def post(self, request):
+        try:
+            keys = operator_tokens.configured_keys()
+        except operator_tokens.OperatorKeyError as exc:  # the key file was replaced by something unusable
+            logger.error("operator keys unusable: %s", exc)
+            return error_response("operations_disabled", str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
+        if keys.signing_key is None:
+            return error_response(
+                "operations_disabled", OPERATIONS_DISABLED, status.HTTP_503_SERVICE_UNAVAILABLE
+            )
+        ttl = settings.OPERATOR_TOKEN_TTL_SECONDS
+        token = keys.issue(request.user.get_username(), ttl)
+        logger.info("operator token issued to %s (kid %s)", request.user.get_username(), keys.kid)
+        response = Response({"token": token, "token_type": "Bearer", "expires_in": ttl})
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class JwksView(APIView):
+    """GET /api/auth/jwks.json: the public keys that verify operator tokens (current and retiring)."""
+
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+
+    @extend_schema(
+        operation_id="auth_jwks",
+        summary="Public keys of the operator tokens (JWKS)",
+        responses={
+            200: inline_serializer("Jwks", {"keys": inline_serializer("Jwk", JWK_FIELDS, many=True)}),
+            503: OpenApiResponse(
+                ErrorSerializer, "The configured keys became unusable (`operations_disabled`)."
+            ),
+        },
+    )
+    def get(self, request):
+        try:
+            jwks = operator_tokens.configured_keys().jwks()
+        except operator_tokens.OperatorKeyError as exc:
+            logger.error("operator keys unusable: %s", exc)
+            return error_response("operations_disabled", str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
+        response = Response(jwks)
+        # Verifiers may cache it: a new key is published one token lifetime before it signs (README).
+        response["Cache-Control"] = "public, max-age=300"
+        return response

@@ -9,10 +9,28 @@ from django.core.exceptions import ImproperlyConfigured
 from eventbus.runtime import weak_secret_problems
 
 # What production cannot start without (fail at start with the whole list, not one at a time).
-# DATABASE_URL may be left out when DB_SECRET_NAME names the credentials in AWS Secrets Manager.
-REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "RABBITMQ_URL", "ALLOWED_HOSTS")
+# DATABASE_URL may be left out when DB_SECRET_NAME names the credentials in AWS Secrets Manager,
+# OPERATOR_JWT_PRIVATE_KEY when OPERATOR_JWT_PRIVATE_KEY_FILE names a file holding it.
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "RABBITMQ_URL",
+    "ALLOWED_HOSTS",
+    "OPERATOR_JWT_PRIVATE_KEY",
+)
+# A required variable that another one may stand in for.
+ALTERNATIVES = {
+    "DATABASE_URL": "DB_SECRET_NAME",
+    "OPERATOR_JWT_PRIVATE_KEY": "OPERATOR_JWT_PRIVATE_KEY_FILE",  # pragma: allowlist secret
+}
 # Checked for placeholders (and SECRET_KEY for strength) before production starts.
-SECRETS_CHECKED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "RABBITMQ_URL", "ADMIN_PASSWORD")
+SECRETS_CHECKED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "RABBITMQ_URL",
+    "ADMIN_PASSWORD",
+    "OPERATOR_JWT_PRIVATE_KEY",
+)
 
 
 def env_str(name: str, default: str = "", env: Mapping[str, str] | None = None) -> str:
@@ -49,12 +67,11 @@ def env_list(name: str, default: list[str], env: Mapping[str, str] | None = None
 
 
 def missing_required(env: Mapping[str, str] | None = None) -> list[str]:
-    """Return the required production variables that are unset or empty."""
-    with_secret = bool(env_str("DB_SECRET_NAME", "", env))
+    """Return the required production variables that are unset or empty (and have no stand-in set)."""
     return [
         name
         for name in REQUIRED_IN_PRODUCTION
-        if not env_str(name, "", env) and not (name == "DATABASE_URL" and with_secret)
+        if not env_str(name, "", env) and not (name in ALTERNATIVES and env_str(ALTERNATIVES[name], "", env))
     ]
 
 
@@ -63,7 +80,10 @@ def check_production(env: Mapping[str, str] | None = None) -> None:
     missing = missing_required(env)
     if missing:
         raise ImproperlyConfigured(
-            "APP_ENV=production but these required environment variables are missing: " + ", ".join(missing)
+            "APP_ENV=production but these required environment variables are missing: "
+            + ", ".join(
+                f"{name} (or {ALTERNATIVES[name]})" if name in ALTERNATIVES else name for name in missing
+            )
         )
     problems = weak_secret_problems({name: env_str(name, "", env) for name in SECRETS_CHECKED_IN_PRODUCTION})
     if env_str("DEBUG", "", env) not in ("", "0"):

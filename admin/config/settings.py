@@ -10,6 +10,10 @@ import logging.config
 import warnings
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
+from accounts.operator_tokens import OperatorKeyError
+from accounts.operator_tokens import load_keys as load_operator_keys
 from config.db import database_config, url_config
 from config.env import check_production, env_bool, env_int, env_list, env_str
 from config.log import logging_config
@@ -57,6 +61,7 @@ INSTALLED_APPS = [
     "products",
     "accounts",
     "messaging",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -97,6 +102,25 @@ AXES_VERBOSE = False
 # Proxies in front whose X-Forwarded-For names the client (compose: 1, the frontend's nginx).
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
 API_TOKEN_TTL_HOURS = env_int("API_TOKEN_TTL_HOURS", 24)
+
+# ---------------------------------------------------------------------------------------------
+# Operator tokens: JWTs for the operations endpoints of other services (accounts/operator_tokens.py)
+# ---------------------------------------------------------------------------------------------
+# The Ed25519 private key, PEM (a secret, like SECRET_KEY), or a file holding it; required in
+# production. Without one in development, POST /api/auth/operator-token answers 503.
+OPERATOR_JWT_PRIVATE_KEY = env_str("OPERATOR_JWT_PRIVATE_KEY")
+OPERATOR_JWT_PRIVATE_KEY_FILE = env_str("OPERATOR_JWT_PRIVATE_KEY_FILE")
+# Public keys still published at /api/auth/jwks.json while tokens they signed may be alive (a JWKS).
+OPERATOR_JWKS_RETIRING = env_str("OPERATOR_JWKS_RETIRING")
+OPERATOR_TOKEN_TTL_SECONDS = env_int("OPERATOR_TOKEN_TTL_SECONDS", 300)
+if not 1 <= OPERATOR_TOKEN_TTL_SECONDS <= 3600:
+    raise ImproperlyConfigured(
+        "OPERATOR_TOKEN_TTL_SECONDS must be between 1 and 3600 (an operator token is short-lived)"
+    )
+try:  # a broken key stops the service at start, in every environment, naming the setting
+    load_operator_keys(OPERATOR_JWT_PRIVATE_KEY, OPERATOR_JWT_PRIVATE_KEY_FILE, OPERATOR_JWKS_RETIRING)
+except OperatorKeyError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

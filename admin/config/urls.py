@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from operations.views import OverviewView
 
 from config.api import not_found_json
 from config.health import HealthView, ReadyView
@@ -15,6 +16,8 @@ api_patterns = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("auth/", include("accounts.urls")),
+    re_path(r"^dead-letters/?$", OverviewView.as_view(), name="dead-letters"),
+    path("dead-letters/", include("operations.urls")),
     path("", include("products.urls")),
     # Anything else under /api is a JSON 404, with DEBUG on or off.
     re_path(r"^.*$", not_found_json),

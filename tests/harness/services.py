@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from dev.operator_key import ensure as ensure_operator_keys
 from harness.servers import free_port, popen_kwargs, tail
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,12 @@ def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "FLASK_APP",
         "VIRTUAL_ENV",
         "PYTHONPATH",
+        # Operator tokens: each ServiceSet makes its own key pair (service_env).
+        "OPERATOR_JWT_PRIVATE_KEY",
+        "OPERATOR_JWT_PRIVATE_KEY_FILE",
+        "OPERATOR_JWKS",
+        "OPERATOR_JWKS_FILE",
+        "OPERATOR_JWKS_RETIRING",
     }
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("PYTEST_")}
     env.update(
@@ -236,6 +243,8 @@ class ServiceSet:
             if not name.endswith("-web")
         }
         self.wakeup_addrs = {"admin": _free_udp_addr(), "main": _free_udp_addr()}
+        # The operator-token key pair, made as `make run` makes it: admin signs, main verifies.
+        self.operator_private_key, self.operator_jwks = ensure_operator_keys(self.log_dir / "operator-jwt")
         self._extra_env = dict(extra_env or {})
         self.procs: dict[str, Proc] = {}
         for name in processes:
@@ -256,6 +265,9 @@ class ServiceSet:
         )
         if service == "main":
             env["FLASK_APP"] = "app"
+            env.setdefault("OPERATOR_JWKS_FILE", str(self.operator_jwks))  # extra_env may override
+        else:
+            env.setdefault("OPERATOR_JWT_PRIVATE_KEY_FILE", str(self.operator_private_key))
         return env
 
     def _make_proc(self, name: str, web_concurrency: int, overrides: dict[str, str]) -> Proc:

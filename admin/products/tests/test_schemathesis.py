@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from accounts.operator_tokens import generate_pem
+from messaging.tests.rabbit import RabbitNode
+
 ADMIN_DIR = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -22,15 +25,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def app_env(tmp_path: Path) -> dict:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DB_"))}
+def app_env(tmp_path: Path, rabbitmq_url: str) -> dict:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DB_", "OPERATOR_"))}
     keep.pop("TEST_DATABASE_URL", None)
+    key_file = tmp_path / "operator-jwt.pem"
+    key_file.write_text(generate_pem())
     return {
         **keep,
         "APP_ENV": "development",
         "DATABASE_URL": f"sqlite:///{tmp_path}/schemathesis.sqlite3",
-        # Nothing listens here: /api/ready answers 503 (documented) quickly.
-        "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
+        # A real broker, so the dead-letter endpoints are fuzzed through the real workbench; no
+        # consumer runs: /api/ready answers 503 (documented) and is left out below.
+        "RABBITMQ_URL": rabbitmq_url,
+        "OPERATOR_JWT_PRIVATE_KEY_FILE": str(key_file),
         "OUTBOX_WAKEUP_ADDR": f"127.0.0.1:{free_port()}",
         "ADMIN_USERNAME": "fuzzer",
         "ADMIN_PASSWORD": "fuzzer-pass-123",
@@ -69,8 +76,18 @@ def wait_until_up(base: str, proc: subprocess.Popen, timeout: float = 30.0) -> N
 
 @pytest.fixture
 def live_admin(tmp_path):
-    """Migrated temp SQLite DB, a staff user, demo data and gunicorn on a free port."""
-    env = app_env(tmp_path)
+    """A throwaway RabbitMQ node, a migrated temp SQLite DB, a staff user, demo data and gunicorn on a free port."""
+    rabbit = RabbitNode()
+    rabbit.start()
+    try:
+        yield from _live_admin(tmp_path, rabbit.url)
+    finally:
+        rabbit.stop()
+        rabbit.remove()
+
+
+def _live_admin(tmp_path, rabbitmq_url):
+    env = app_env(tmp_path, rabbitmq_url)
     manage(env, "migrate", "--noinput")
     manage(env, "ensure_superuser")
     manage(env, "seed_demo")

@@ -96,6 +96,7 @@ def test_in_production_the_secret_alone_is_enough(aws):
         "RABBITMQ_URL": "amqps://mq.example/%2F",
         "ALLOWED_HOSTS": "shop.example",
         "DB_SECRET_NAME": "admin/db",  # pragma: allowlist secret
+        "OPERATOR_JWT_PRIVATE_KEY_FILE": "/run/secrets/operator-jwt-private.pem",
     }
     check_production(env)  # no DATABASE_URL needed
     config, source = database_config("", "admin/db", "us-east-1", fail_closed=True)

@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from eventbus.runtime import PLACEHOLDER_MARKERS
 
+from accounts.operator_tokens import generate_pem
 from config.env import check_production, env_bool, env_list, missing_required
 
 ADMIN_DIR = Path(__file__).resolve().parents[2]
@@ -20,9 +21,21 @@ def test_missing_required_lists_every_name():
         "DATABASE_URL",
         "RABBITMQ_URL",
         "ALLOWED_HOSTS",
+        "OPERATOR_JWT_PRIVATE_KEY",
     ]
     assert missing_required({"SECRET_KEY": "k", "DATABASE_URL": " "}) == [
         "DATABASE_URL",
+        "RABBITMQ_URL",
+        "ALLOWED_HOSTS",
+        "OPERATOR_JWT_PRIVATE_KEY",
+    ]
+    # Their stand-ins: the database secret in AWS Secrets Manager, the key in a file.
+    stand_ins = {
+        "DB_SECRET_NAME": "db",  # pragma: allowlist secret
+        "OPERATOR_JWT_PRIVATE_KEY_FILE": "/run/secrets/k",  # pragma: allowlist secret
+    }
+    assert missing_required(stand_ins) == [
+        "SECRET_KEY",
         "RABBITMQ_URL",
         "ALLOWED_HOSTS",
     ]
@@ -31,7 +44,9 @@ def test_missing_required_lists_every_name():
 
 
 STRONG_KEY = "k3y-" + "x7Qp9Lm2Rt" * 6
+OPERATOR_KEY = generate_pem()  # a throwaway key made for this test run
 PRODUCTION_ENV = {
+    "OPERATOR_JWT_PRIVATE_KEY": OPERATOR_KEY,
     "SECRET_KEY": STRONG_KEY,
     "DATABASE_URL": "mysql://admin:s3cure-Pw@db/admin",  # pragma: allowlist secret
     "RABBITMQ_URL": "amqps://admin-svc:An0ther-Pw@mq/%2F",  # pragma: allowlist secret
@@ -53,6 +68,7 @@ PRODUCTION_ENV = {
             "placeholder",
         ),
         ("ADMIN_PASSWORD", "change-me", "placeholder"),
+        ("OPERATOR_JWT_PRIVATE_KEY", "change-me", "placeholder"),
         ("DEBUG", "1", "DEBUG is on"),
     ],
 )
@@ -95,7 +111,15 @@ def test_env_helpers():
 def run_python(argv, env):
     """Run the admin's Python in a new interpreter with `env` over a cleaned copy of ours."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECRET_", "DB_"))}
-    for name in ("DATABASE_URL", "TEST_DATABASE_URL", "RABBITMQ_URL", "ALLOWED_HOSTS", "APP_ENV"):
+    for name in (
+        "DATABASE_URL",
+        "TEST_DATABASE_URL",
+        "RABBITMQ_URL",
+        "ALLOWED_HOSTS",
+        "APP_ENV",
+        "OPERATOR_JWT_PRIVATE_KEY",
+        "OPERATOR_JWT_PRIVATE_KEY_FILE",
+    ):
         base.pop(name, None)  # a developer's shell (or make) may export them
     return subprocess.run(
         [sys.executable, *argv],
@@ -117,6 +141,54 @@ def test_production_without_required_variables_fails_with_the_list():
     assert result.returncode != 0
     for name in ("SECRET_KEY", "DATABASE_URL", "RABBITMQ_URL", "ALLOWED_HOSTS"):
         assert name in result.stderr
+    assert "OPERATOR_JWT_PRIVATE_KEY (or OPERATOR_JWT_PRIVATE_KEY_FILE)" in result.stderr
+
+
+def _production(tmp_path, **extra):
+    return {
+        "APP_ENV": "production",
+        "SECRET_KEY": STRONG_KEY,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/prod.sqlite3",
+        "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "ALLOWED_HOSTS": "admin.example.com",
+        **extra,
+    }
+
+
+def test_production_does_not_start_without_an_operator_signing_key(tmp_path):
+    result = manage("check", env=_production(tmp_path))
+    assert result.returncode != 0
+    assert "missing: OPERATOR_JWT_PRIVATE_KEY (or OPERATOR_JWT_PRIVATE_KEY_FILE)" in result.stderr
+
+
+def test_an_unusable_operator_key_stops_the_service_naming_the_setting(tmp_path):
+    bad = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----"  # pragma: allowlist secret
+    result = manage("check", env=_production(tmp_path, OPERATOR_JWT_PRIVATE_KEY=bad))
+    assert result.returncode != 0
+    assert "OPERATOR_JWT_PRIVATE_KEY is unusable" in result.stderr
+    assert "bm90IGEga2V5" not in result.stderr
+    # In development too: a key that is set must work (only a missing one is allowed there).
+    dev = manage(
+        "check",
+        env={
+            "DATABASE_URL": f"sqlite:///{tmp_path}/dev.sqlite3",
+            "OPERATOR_JWT_PRIVATE_KEY_FILE": "/nonexistent.pem",
+        },
+    )
+    assert dev.returncode != 0 and "OPERATOR_JWT_PRIVATE_KEY_FILE cannot be read" in dev.stderr
+
+
+def test_production_starts_with_the_key_in_a_file(tmp_path):
+    key_file = tmp_path / "private.pem"
+    key_file.write_text(OPERATOR_KEY)
+    result = manage("check", env=_production(tmp_path, OPERATOR_JWT_PRIVATE_KEY_FILE=str(key_file)))
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_operator_token_lifetime_out_of_range_stops_the_service(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/dev.sqlite3", "OPERATOR_TOKEN_TTL_SECONDS": "86400"}
+    result = manage("check", env=env)
+    assert result.returncode != 0 and "OPERATOR_TOKEN_TTL_SECONDS must be between 1 and 3600" in result.stderr
 
 
 def test_check_deploy_is_clean_in_production(tmp_path):
@@ -126,6 +198,7 @@ def test_check_deploy_is_clean_in_production(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path}/prod.sqlite3",
         "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
         "ALLOWED_HOSTS": "admin.example.com",
+        "OPERATOR_JWT_PRIVATE_KEY": OPERATOR_KEY,
     }
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -185,7 +258,10 @@ def test_basic_auth_is_for_development_only_unless_asked_for(tmp_path, env, clas
     }
     if full.get("APP_ENV") == "production":
         full.update(
-            SECRET_KEY="k3y-" + "x7Qp9Lm2Rt" * 6, RABBITMQ_URL="amqp://h/%2F", ALLOWED_HOSTS="a.example.com"
+            SECRET_KEY="k3y-" + "x7Qp9Lm2Rt" * 6,
+            RABBITMQ_URL="amqp://h/%2F",
+            ALLOWED_HOSTS="a.example.com",
+            OPERATOR_JWT_PRIVATE_KEY=OPERATOR_KEY,
         )
     result = run_python(["-c", AUTH_CLASSES], full)
     assert result.returncode == 0, result.stderr
