@@ -55,6 +55,8 @@ def create_app(test_config=None):
         ping_after_idle(db.engine)
         use_immediate_transactions(db.engine)
         db_metrics.instrument(db.engine, tables=db.metadata.tables)
+    from app.api.dead_letters import MessageIdConverter
+    from app.api.dead_letters import bp as dead_letters_bp
     from app.api.errors import register_error_handlers
     from app.api.guard import limiter
     from app.api.routes import ProductIdConverter, bp
@@ -69,15 +71,27 @@ def create_app(test_config=None):
     limiter.init_app(app)
 
     app.url_map.converters["product_id"] = ProductIdConverter
+    app.url_map.converters["message_id"] = MessageIdConverter
     register_error_handlers(app)
     app.register_blueprint(bp)
+    app.register_blueprint(dead_letters_bp)
 
     if app.config["CORS_ALLOWED_ORIGINS"]:
         from flask_cors import CORS
 
-        # Credentials on: the shopper cookie must travel with cross-origin likes.
+        # Credentials on: the shopper cookie must travel with cross-origin likes. The operator
+        # routes authenticate by the Authorization header alone (a bearer token, never a cookie),
+        # so their preflight names exactly the headers and methods they take.
         CORS(
             app,
+            resources={
+                r"/flask/api/dead-letters*": {
+                    "allow_headers": ["Authorization", "Content-Type"],
+                    "methods": ["GET", "POST"],
+                    "max_age": 600,
+                },
+                r"/*": {},
+            },
             origins=app.config["CORS_ALLOWED_ORIGINS"],
             supports_credentials=True,
             expose_headers=["X-Next-Cursor", "X-Result-Capped"],

@@ -7,6 +7,7 @@ from pathlib import Path
 from eventbus import runtime
 
 from app import sqlite
+from app.operator_tokens import InvalidKeySet, parse_key_set
 from app.secrets import SecretUnavailable, resolve_database_url
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,18 @@ def _number(env, name, default, kind=int, minimum=0):
 
 def _csv(value):
     return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def _jwks(value):
+    """Return OPERATOR_JWKS checked to be a JWKS with an Ed25519 key (None when unset); ConfigError otherwise."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        parse_key_set(value)
+    except InvalidKeySet as exc:
+        raise ConfigError(f"OPERATOR_JWKS: {exc}: give admin's /api/auth/jwks.json, or unset it") from None
+    return value
 
 
 def normalise_database_url(url):
@@ -152,5 +165,9 @@ def load_config(environ=None):
         "RATELIMIT_ENABLED": not _flag(env.get("RATE_LIMITS_OFF")),
         # How many proxies in front of this service to trust for X-Forwarded-For/-Proto (ProxyFix).
         "TRUSTED_PROXY_HOPS": _number(env, "TRUSTED_PROXY_HOPS", 0),
+        # app.operator_tokens: the public keys that verify admin's operator tokens (a JWKS), given
+        # inline or as a file re-read when it changes. Neither: the operations endpoints answer 503.
+        "OPERATOR_JWKS": _jwks(env.get("OPERATOR_JWKS")),
+        "OPERATOR_JWKS_FILE": (env.get("OPERATOR_JWKS_FILE") or "").strip() or None,
         "JSON_SORT_KEYS": False,
     }

@@ -100,3 +100,26 @@ class WorkerHeartbeat(db.Model):
 
     name = db.Column(String(64), primary_key=True)
     last_seen = db.Column(Timestamp, nullable=False, default=utcnow)
+
+
+# Up to 16 MiB on MariaDB (TEXT stops at 64 KiB, less than an archived body may take); TEXT elsewhere.
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+class DeadLetterAudit(db.Model):
+    """Who retried, discarded or archived which dead letter, when and why; an archive keeps the message."""
+
+    __tablename__ = "dead_letter_audit"
+
+    id = db.Column(BigId, primary_key=True, autoincrement=True)
+    action = db.Column(String(16), nullable=False)  # retry, discard or archive
+    # A poison message may have no id or type at all: they are what the broker had, or null.
+    message_id = db.Column(String(255), nullable=True, index=True)
+    event_type = db.Column(String(255), nullable=True)
+    fingerprint = db.Column(String(64), nullable=True)
+    actor = db.Column(String(150), nullable=False)  # the operator token's sub (admin's username)
+    reason = db.Column(String(500), nullable=True)
+    at = db.Column(Timestamp, nullable=False, default=utcnow)
+    # Archive only: the body as text and the AMQP headers (with the broker's x-death) as JSON.
+    body = db.Column(LongText, nullable=True)
+    headers = db.Column(LongText, nullable=True)

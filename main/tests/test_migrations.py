@@ -50,6 +50,7 @@ def test_product_like_has_a_real_unique_constraint(database_url):
             "outbox",
             "inbox",
             "worker_heartbeat",
+            "dead_letter_audit",
         }
 
 

@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.mariadb import free_port
+from tests.operators import OperatorKey
+
+# The operator routes are fuzzed with a staff token of this key (main trusts its public half).
+OPERATOR_KEY = OperatorKey()
 
 MAIN_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -50,6 +54,7 @@ def served_app(tmp_path):
         # leave the routes' own logic untested; tests/api/test_guard.py tests them.
         "LIKES_RATE_LIMIT": "1000000 per minute",
         "NEW_SHOPPER_RATE_LIMIT": "1000000 per minute",
+        "OPERATOR_JWKS": OPERATOR_KEY.jwks(),
     }
     env.pop("TEST_DATABASE_URL", None)
     subprocess.run(
@@ -111,6 +116,8 @@ def test_api_conforms_to_its_openapi_document(served_app):
             # /ready answers 503 here by design (no broker, no consumer); tests/api/test_health.py covers it.
             "--exclude-path",
             "/flask/api/ready",
+            "--header",
+            f"Authorization: Bearer {OPERATOR_KEY.token(lifetime=600)}",
             "--max-examples",
             "15",
             "--max-time",

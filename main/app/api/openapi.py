@@ -21,7 +21,22 @@ TAGS = [
     {"name": "products", "description": "The gallery: live products with their likes."},
     {"name": "likes", "description": "One like per shopper and product; the shopper is a signed cookie."},
     {"name": "operations", "description": "Health, readiness, metrics and this documentation."},
+    {
+        "name": "dead-letters",
+        "description": (
+            "The dead-letter workbench of main.dlq, for operators: a bearer token admin issues to "
+            "staff (POST /api/auth/operator-token), verified with OPERATOR_JWKS or OPERATOR_JWKS_FILE."
+        ),
+    },
 ]
+SECURITY_SCHEMES = {
+    "operatorToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "admin's operator token: EdDSA, iss admin, aud operations, staff true, a few minutes of life.",
+    },
+}
 
 
 def _error(description, **response):
@@ -43,6 +58,10 @@ HEADERS = {
         "schema": {"type": "integer"},
     },
     "RetryAfter": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}},
+    "WWWAuthenticate": {
+        "description": 'Bearer, with error="invalid_token" when a token was sent and refused (RFC 6750).',
+        "schema": {"type": "string"},
+    },
 }
 RESPONSES = {
     "CrossSite": _error(
@@ -54,6 +73,23 @@ RESPONSES = {
     "LikesRateLimited": _error(
         "Rate limited (`too_many_requests`): too many likes from this address (LIKES_RATE_LIMIT), "
         "or no cookie and too many new shoppers from it (NEW_SHOPPER_RATE_LIMIT).",
+        headers={"Retry-After": "RetryAfter"},
+    ),
+    "DeadLetterInvalid": _error(
+        "Malformed input (`invalid`): each bad parameter or property is named in `fields`, "
+        "a body-wide problem (both selectors, neither, not a JSON object) under `non_field_errors`."
+    ),
+    "OperatorUnauthorized": _error(
+        "No operator token, or one that is expired, malformed, or not signed by a key in main's "
+        "JWKS (`unauthorized`): get a new one from admin (POST /api/auth/operator-token).",
+        headers={"WWW-Authenticate": "WWWAuthenticate"},
+    ),
+    "OperatorForbidden": _error("A valid token whose holder is not staff (`forbidden`)."),
+    "DeadLetterNotFound": _error("No such dead letter, or none in that group (`not_found`)."),
+    "DeadLettersUnavailable": _error(
+        "No operator keys configured (`operations_disabled`: set OPERATOR_JWKS or "
+        "OPERATOR_JWKS_FILE), or the broker is unreachable (`broker_unavailable`; the dead letters "
+        "stay in main.dlq: try again when RabbitMQ is back).",
         headers={"Retry-After": "RetryAfter"},
     ),
 }
@@ -90,6 +126,8 @@ def build_spec(app):
         spec.components.header(name, header, lazy=True)
     for name, response in RESPONSES.items():
         spec.components.response(name, response, lazy=True)
+    for name, scheme in SECURITY_SCHEMES.items():
+        spec.components.security_scheme(name, scheme)
     for rule in app.url_map.iter_rules():
         spec.path(
             view=app.view_functions[rule.endpoint],
