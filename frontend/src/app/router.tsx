@@ -4,6 +4,7 @@ import { RootLayout } from '@/components/layouts/root-layout'
 import { AuthProvider } from '@/features/auth/components/auth-context'
 import { RequireAuth } from '@/features/auth/components/require-auth'
 import { CreateProductRoute } from './routes/admin/create-product'
+import { DeadLettersRoute } from './routes/admin/dead-letters'
 import { EditProductRoute } from './routes/admin/edit-product'
 import { ProductsRoute } from './routes/admin/products'
 import { GalleryRoute } from './routes/gallery'
@@ -56,6 +57,7 @@ export const routes: RouteObject[] = [
               { path: 'products', element: <ProductsRoute /> },
               { path: 'products/create', element: <CreateProductRoute /> },
               { path: 'products/:id/edit', element: <EditProductRoute /> },
+              { path: 'dead-letters', element: <DeadLettersRoute /> },
             ],
           },
         ],

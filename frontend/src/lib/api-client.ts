@@ -86,6 +86,8 @@ export type RequestOptions = {
   signal?: AbortSignal
   /** Do not report 401/403 as "session lost" (login itself, the /me probe). */
   skipAuthEvents?: boolean
+  /** Extra request headers (e.g. main's operator token: Authorization: Bearer ...). */
+  headers?: Record<string, string>
 }
 
 type UnauthorizedListener = () => void
@@ -155,7 +157,7 @@ export function createApiClient(config: ApiClientConfig) {
     retried = false,
   ): Promise<{ body: T; headers: Headers }> {
     const method = options.method ?? 'GET'
-    const headers: Record<string, string> = { Accept: 'application/json' }
+    const headers: Record<string, string> = { Accept: 'application/json', ...options.headers }
     if (options.body !== undefined) headers['Content-Type'] = 'application/json'
     if (service === 'admin' && UNSAFE.has(method)) {
       const token = await ensureCsrfToken()

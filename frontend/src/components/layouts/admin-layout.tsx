@@ -2,6 +2,7 @@ import { useState } from 'react'
 import { NavLink, Outlet, useNavigate } from 'react-router'
 import { useToast } from '@/components/ui/toast-context'
 import { useAuth } from '@/features/auth/components/auth-context'
+import { DeadLettersNavLink } from '@/features/dead-letters/components/dead-letters-nav-link'
 import { errorMessage } from '@/lib/api-client'
 
 /** Frame admin pages with their sub-navigation and the signed-in user. */
@@ -33,6 +34,7 @@ export function AdminLayout() {
                 Products
               </NavLink>
             </li>
+            <DeadLettersNavLink />
           </ul>
         </nav>
         <div className="d-flex align-items-center gap-2 small">

@@ -1,4 +1,5 @@
-import { useEffect, useId, useRef, type KeyboardEvent, type ReactNode } from 'react'
+import { useEffect, useId, useRef, type ReactNode } from 'react'
+import { useModalKeys } from './use-modal-keys'
 
 type Props = {
   open: boolean
@@ -16,6 +17,7 @@ export function ConfirmDialog({ open, title, children, confirmLabel, busy = fals
   const bodyId = useId()
   const dialogRef = useRef<HTMLDivElement>(null)
   const cancelRef = useRef<HTMLButtonElement>(null)
+  const onKeyDown = useModalKeys(dialogRef, onCancel, busy)
 
   useEffect(() => {
     if (!open) return
@@ -26,28 +28,6 @@ export function ConfirmDialog({ open, title, children, confirmLabel, busy = fals
   }, [open])
 
   if (!open) return null
-
-  function onKeyDown(event: KeyboardEvent<HTMLDivElement>) {
-    if (event.key === 'Escape' && !busy) {
-      event.stopPropagation()
-      onCancel()
-      return
-    }
-    if (event.key !== 'Tab' || !dialogRef.current) return
-    const focusable = Array.from(
-      dialogRef.current.querySelectorAll<HTMLElement>('button:not([disabled]), [href], [tabindex]:not([tabindex="-1"])'),
-    )
-    if (focusable.length === 0) return
-    const first = focusable[0]
-    const last = focusable[focusable.length - 1]
-    if (event.shiftKey && document.activeElement === first) {
-      event.preventDefault()
-      last.focus()
-    } else if (!event.shiftKey && document.activeElement === last) {
-      event.preventDefault()
-      first.focus()
-    }
-  }
 
   return (
     <>

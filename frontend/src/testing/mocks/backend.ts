@@ -1,6 +1,7 @@
 import { http, HttpResponse, type HttpHandler } from 'msw'
 import type { GalleryProduct } from '@/features/gallery/api/types'
 import type { Product } from '@/features/products/api/types'
+import { createDeadLetterBackend } from './dead-letters'
 
 export const ORIGIN = 'http://localhost:3000'
 
@@ -171,6 +172,8 @@ export function createAdminBackend(options: { products?: Product[]; signedIn?: b
         ? HttpResponse.json({ detail: 'Not found.' }, { status: 404 })
         : new HttpResponse(null, { status: 204 })
     }),
+    // The admin navigation asks both services how many dead letters wait: none, unless a test says so.
+    ...createDeadLetterBackend().handlers,
   ]
 
   return { state, handlers }
