@@ -296,14 +296,14 @@ def test_a_real_browser_likes_through_the_edge_without_a_csp_violation(edge: Edg
                 page = context.new_page()
                 page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
                 page.on("pageerror", lambda exc: problems.append(str(exc)))
-                page.on(
-                    "response",
-                    lambda r: like_statuses.append(r.status) if r.url.endswith("/4343/like") else None,
-                )
                 page.goto("/")
                 item = page.get_by_role("article", name=title, exact=True)
                 expect(item.get_by_test_id("like-count")).to_have_text("0 likes", timeout=30_000)
-                item.get_by_role("button", name=f"Like {title}").click()
+                # The count moves at once (optimistic): wait for the server's answer itself, or a
+                # reload could come first and the response event never be seen.
+                with page.expect_response(lambda r: r.url.endswith("/4343/like"), timeout=30_000) as liked:
+                    item.get_by_role("button", name=f"Like {title}").click()
+                like_statuses.append(liked.value.status)
                 expect(item.get_by_test_id("like-count")).to_have_text(re.compile(r"^1 like"))
                 page.reload()
                 expect(item.get_by_role("button", name=f"Unlike {title}")).to_be_visible(timeout=30_000)

@@ -172,7 +172,8 @@ describe('admin product form: drafts and the unsaved-changes guard', () => {
     await user.click(screen.getByRole('button', { name: 'Save changes' }))
 
     await waitFor(() => expect(router.state.location.pathname).toBe('/login'))
-    expect(screen.getByText(/Your session ended\. Sign in again to go back to your form/)).toBeInTheDocument()
+    // The route's code may still be loading (a lazy chunk): wait for the page, not only the URL.
+    expect(await screen.findByText(/Your session ended\. Sign in again to go back to your form/)).toBeInTheDocument()
     await user.type(screen.getByLabelText('Username'), 'admin')
     await user.type(screen.getByLabelText('Password'), 'secret')
     await user.click(screen.getByRole('button', { name: 'Sign in' }))
