@@ -85,6 +85,16 @@ def _wait(condition, what, timeout=30):
         time.sleep(0.05)
 
 
+def _declared(params, topo: Topology):
+    """Return an open connection and a confirm channel on which topo's queues are declared."""
+    conn = pika.BlockingConnection(params)
+    ch = conn.channel()
+    ch.exchange_declare(exchange=topo.source_exchange, exchange_type="topic", durable=True)
+    topo.declare_consumer(ch)
+    ch.confirm_delivery()
+    return conn, ch
+
+
 def _depth(params, queue):
     with pika.BlockingConnection(params) as conn:
         return conn.channel().queue_declare(queue, passive=True).method.message_count
@@ -146,6 +156,7 @@ def test_a_poison_is_grouped_retried_after_its_cause_is_fixed_and_applied_once(r
         assert detail["payload"] == {"id": poison[0], "type": "product.liked"}
         assert detail["headers"][failures.EXCEPTION_TYPE] == "KeyError"
         assert detail["x_death"] == [] and detail["copies"] == 1
+        assert "x-delivery-count" not in detail["headers"]  # listings counted it up: noise
         with pytest.raises(workbench.NotFound):
             letters.show("no-such-message")
         with pytest.raises(ValueError):
@@ -209,11 +220,8 @@ def test_a_poison_is_grouped_retried_after_its_cause_is_fixed_and_applied_once(r
 
 def test_a_message_the_broker_dead_lettered_is_recognised(rabbit):
     topo = _topology()
-    with pika.BlockingConnection(rabbit.params()) as conn:
-        ch = conn.channel()
-        ch.exchange_declare(exchange=topo.source_exchange, exchange_type="topic", durable=True)
-        topo.declare_consumer(ch)
-        ch.confirm_delivery()
+    conn, ch = _declared(rabbit.params(), topo)
+    with conn:
         ch.basic_publish(
             topo.source_exchange,
             "product.liked",
@@ -289,12 +297,11 @@ def test_dead_letter_metrics_it_cannot_vouch_for_are_removed_not_kept():
 def test_an_archive_keeps_a_body_the_list_shows_cut(rabbit):
     topo = _topology()
     big = b'{"x": "' + b"y" * 100_000 + b'"}'
-    with pika.BlockingConnection(rabbit.params()) as conn:
-        ch = conn.channel()
-        ch.exchange_declare(exchange=topo.source_exchange, exchange_type="topic", durable=True)
-        topo.declare_consumer(ch)
-        ch.confirm_delivery()
-        ch.basic_publish(topo.dead_letter_exchange, "product.liked", big, pika.BasicProperties(message_id="big"))
+    conn, ch = _declared(rabbit.params(), topo)
+    with conn:
+        ch.basic_publish(
+            topo.dead_letter_exchange, "product.liked", big, pika.BasicProperties(message_id="big")
+        )
     letters = workbench.DeadLetters(rabbit.params(), topo)
     _wait(lambda: letters.depth()["depth"] == 1, "never dead-lettered")
     assert letters.show("big")["body_truncated"] is True
@@ -302,6 +309,38 @@ def test_an_archive_keeps_a_body_the_list_shows_cut(rabbit):
     (shown,) = letters.remove(message_id="big", record=kept.append)
     assert len(shown["body"]) == workbench.BODY_LIMIT
     assert kept[0]["body"].encode() == big and kept[0]["body_truncated"] is False
+    with pika.BlockingConnection(rabbit.params()) as conn:
+        conn.channel().queue_delete(topo.queue)
+        conn.channel().queue_delete(topo.dead_letter_queue)
+
+
+def test_a_scan_waits_for_another_scan_holding_the_letters(rabbit):
+    # Two lists of one page, or two operators, scan at once: the letters the first holds are not
+    # ready for the second, which must wait for them rather than answer "none".
+    topo = _topology()
+    conn, ch = _declared(rabbit.params(), topo)
+    with conn:
+        for i in range(3):
+            ch.basic_publish(
+                topo.dead_letter_exchange, "x", b"{}", pika.BasicProperties(message_id=f"held{i}")
+            )
+    letters = workbench.DeadLetters(rabbit.params(), topo)
+    _wait(lambda: letters.depth()["depth"] == 3, "never dead-lettered")
+    holder = pika.BlockingConnection(rabbit.params())
+    held = holder.channel()
+    held.basic_qos(prefetch_count=10)
+    got = []
+    held.basic_consume(topo.dead_letter_queue, lambda *args: got.append(args), auto_ack=False)
+    _wait(lambda: holder.process_data_events(0.05) or len(got) == 3, "the holder never got the letters")
+    assert letters.depth()["depth"] == 0  # held: not ready
+    result = {}
+    # The scan runs in a thread of its own (its own connection); the holder closes from this one.
+    scan = threading.Thread(target=lambda: result.setdefault("overview", letters.overview()))
+    scan.start()
+    holder.sleep(0.4)
+    holder.close()
+    scan.join(timeout=workbench.SCAN_WAIT_SECONDS + 5)
+    assert (result["overview"]["depth"], result["overview"]["scanned"]) == (3, 3)
     with pika.BlockingConnection(rabbit.params()) as conn:
         conn.channel().queue_delete(topo.queue)
         conn.channel().queue_delete(topo.dead_letter_queue)

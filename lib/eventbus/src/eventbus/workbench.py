@@ -16,6 +16,7 @@ import copy
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ ARCHIVE_BODY_LIMIT = 4 * 1024 * 1024
 TIMEOUT_SECONDS = 3.0
 # How long a scan waits for a message it expects (another operator's scan may be holding some).
 QUIET_SECONDS = 0.5
+# How long a scan waits for another one (which holds the letters it read) to finish.
+SCAN_WAIT_SECONDS = 2.0
 
 
 class BrokerUnavailable(Exception):
@@ -93,6 +96,9 @@ class Letter:
         """Return everything: the summary, the payload, the headers and the broker's x-death."""
         headers = dict(self.properties.headers or {})
         deaths = headers.pop("x-death", None) or []
+        # The dead-letter queue's own redelivery count: it grows with every scan (each gives the
+        # letters back), so it says nothing of the failure; x-failure-attempts does.
+        headers.pop("x-delivery-count", None)
         text = self.body[:BODY_LIMIT].decode("utf-8", "replace")
         try:
             payload = json.loads(self.body)
@@ -197,18 +203,35 @@ class DeadLetters:
             except Exception:  # noqa: BLE001 - it is going away either way
                 logger.debug("error while closing the broker connection", exc_info=True)
 
-    def _depth(self, channel) -> int:
+    def _declared(self, channel):
         try:
-            return channel.queue_declare(queue=self.queue, passive=True).method.message_count
+            return channel.queue_declare(queue=self.queue, passive=True).method
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code == 404:  # declared by the consumer when it first starts: none yet
-                return -1
+                return None
             raise
+
+    def _depth(self, channel) -> int:
+        declared = self._declared(channel)
+        return -1 if declared is None else declared.message_count
+
+    def _settled_depth(self, connection: pika.BlockingConnection, channel) -> int:
+        """Return the depth once no other scan holds letters (a dead-letter queue has no consumer but us).
+
+        Another scan (the same page's other list, another operator) holds the letters it read until
+        it closes, and they are not counted as ready meanwhile: wait for it, up to SCAN_WAIT_SECONDS.
+        """
+        deadline = time.monotonic() + SCAN_WAIT_SECONDS
+        declared = self._declared(channel)
+        while declared is not None and declared.consumer_count and time.monotonic() < deadline:
+            connection.sleep(0.02)
+            declared = self._declared(channel)
+        return -1 if declared is None else declared.message_count
 
     def _scan(self, connection: pika.BlockingConnection) -> tuple[object, int, list[Letter]]:
         """Return (the channel holding the letters unacknowledged, the depth at the start, the letters)."""
         channel = connection.channel()
-        depth = self._depth(channel)
+        depth = self._settled_depth(connection, channel)
         if depth < 0:
             return channel, 0, []
         wanted = min(depth, self.scan_limit)
@@ -314,7 +337,9 @@ class DeadLetters:
                 detail = letter.detail()
                 # The record (an archive) keeps the body whole, up to a bound every audit column holds.
                 kept = letter.body[:ARCHIVE_BODY_LIMIT]
-                record({**detail, "body": kept.decode("utf-8", "replace"), "body_truncated": kept != letter.body})
+                record(
+                    {**detail, "body": kept.decode("utf-8", "replace"), "body_truncated": kept != letter.body}
+                )
                 # Committed: only now may the broker forget the message.
                 holder.basic_ack(letter.method.delivery_tag)
                 removed.append(detail)

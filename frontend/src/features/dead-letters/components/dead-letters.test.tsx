@@ -334,3 +334,29 @@ describe('dead letters workbench', () => {
     expect(await within(item).findByRole('alert')).toHaveTextContent("Couldn't load this message.")
   })
 })
+
+describe('dead letters refresh', () => {
+  afterEach(() => vi.useRealTimers())
+
+  it('reads the lists again when the depth changes, not on every tick (a scan holds the letters)', async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true })
+    const dlq = setup({ admin: [missingProduct(1)] })
+    renderApp('/admin/dead-letters')
+    await group('Admin service', 'IntegrityError: handler_error')
+    const scans = () =>
+      dlq.state.requests.filter((r) => r.service === 'admin' && r.method === 'GET' && /^\/api\/dead-letters(\?|$)/.test(r.path))
+        .length
+    const before = scans()
+    const depths = () => dlq.state.requests.filter((r) => r.service === 'admin' && r.path.endsWith('/depth')).length
+    const depthsBefore = depths()
+
+    await vi.advanceTimersByTimeAsync(16_000)
+    await waitFor(() => expect(depths()).toBeGreaterThan(depthsBefore))
+    expect(scans()).toBe(before) // same depth: no scan
+
+    dlq.state.queues.admin.push(badData(7, { fingerprint: '0123456789abcdef', exception_type: 'InvalidEvent' }))
+    await vi.advanceTimersByTimeAsync(16_000)
+    await group('Admin service', 'InvalidEvent: bad_data')
+    expect(scans()).toBeGreaterThan(before)
+  })
+})

@@ -8,19 +8,23 @@ import type { Action, DlqService, Selector } from '../api/types'
 
 /** The navigation asks how deep the queues are this often. */
 export const DEPTH_POLL_MS = 30_000
-/** An open workbench refreshes its lists this often (and whenever the window regains focus). */
+/**
+ * An open workbench asks for the depth this often, and reads the lists again when it changed (and
+ * when the window regains focus, or on Refresh). A list is a scan that holds every dead letter for
+ * a moment: polling it would hide messages from an action clicked meanwhile.
+ */
 export const OVERVIEW_POLL_MS = 15_000
 export const PAGE_SIZE = 20
 
 export const deadLettersKey = ['dead-letters'] as const
 const serviceKey = (service: DlqService) => [...deadLettersKey, service] as const
 
-/** Poll a service's dead-letter depth (for the navigation link). */
-export function useDepth(service: DlqService) {
+/** Poll a service's dead-letter depth (the navigation link; the open workbench, more often). */
+export function useDepth(service: DlqService, every: number = DEPTH_POLL_MS) {
   return useQuery({
     queryKey: [...serviceKey(service), 'depth'],
     queryFn: ({ signal }) => getDepth(service, signal),
-    refetchInterval: DEPTH_POLL_MS,
+    refetchInterval: every,
     // Another answer comes in 30 s; a failing service only hides its part of the count.
     retry: false,
   })
@@ -28,10 +32,11 @@ export function useDepth(service: DlqService) {
 
 /** Load a service's groups (the whole queue) and the page of messages of one group, if any. */
 export function useOverview(service: DlqService, fingerprint: string | null, offset = 0) {
+  const depth = useDepth(service, OVERVIEW_POLL_MS).data?.depth ?? null
   return useQuery({
-    queryKey: [...serviceKey(service), 'overview', fingerprint, offset],
+    // The depth is part of the key: a dead letter coming or going reads the lists again.
+    queryKey: [...serviceKey(service), 'overview', fingerprint, offset, depth],
     queryFn: ({ signal }) => getDeadLetters(service, { fingerprint, limit: PAGE_SIZE, offset }, signal),
-    refetchInterval: OVERVIEW_POLL_MS,
     placeholderData: keepPreviousData,
   })
 }
