@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from eventbus.workbench import DeadLetters
 
@@ -24,11 +24,6 @@ def recorder(action: str, actor: str, reason: str) -> Callable[[dict], None]:
 
     def record(detail: dict) -> None:
         archive = action == DeadLetterAudit.Action.ARCHIVE
-        headers = None
-        if archive:
-            headers = dict(detail.get("headers") or {})
-            if detail.get("x_death"):
-                headers["x-death"] = detail["x_death"]
         # No request-wide transaction (ATOMIC_REQUESTS is off): create() commits here, before the ack.
         DeadLetterAudit.objects.create(
             action=action,
@@ -38,27 +33,31 @@ def recorder(action: str, actor: str, reason: str) -> Callable[[dict], None]:
             actor=actor,
             reason=reason,
             body=_text(detail.get("body")) if archive else None,
-            headers=headers,
+            headers=detail["archived_headers"] if archive else None,
         )
 
     return record
 
 
-def record_retries(
-    message_ids: Iterable[str | None], actor: str, reason: str, fingerprint: str = "", event_type: str = ""
-) -> None:
-    """Write one audit row per retried message."""
-    DeadLetterAudit.objects.bulk_create(
-        DeadLetterAudit(
-            action=DeadLetterAudit.Action.RETRY,
-            message_id=_text(message_id),
-            event_type=event_type,
-            fingerprint=fingerprint,
-            actor=actor,
-            reason=reason,
+def retry(letters: DeadLetters, actor: str, reason: str, **selector) -> dict:
+    """Retry one dead letter or a group; write one audit row per message retried, with its type and group."""
+    rows: list[DeadLetterAudit] = []
+
+    def record(summary: dict) -> None:
+        rows.append(
+            DeadLetterAudit(
+                action=DeadLetterAudit.Action.RETRY,
+                message_id=_text(summary.get("message_id")),
+                event_type=_text(summary.get("type")),
+                fingerprint=_text(summary.get("fingerprint")),
+                actor=actor,
+                reason=reason,
+            )
         )
-        for message_id in message_ids
-    )
+
+    result = letters.retry(**selector, record=record)
+    DeadLetterAudit.objects.bulk_create(rows)
+    return result
 
 
 def audit_trail(limit: int) -> list[DeadLetterAudit]:

@@ -152,22 +152,11 @@ class RetryView(DeadLetterView):
             return invalid(body.errors)
         selector = {k: v for k, v in body.validated_data.items() if k in ("message_id", "fingerprint")}
 
-        def retry(letters):
-            fingerprint, event_type = selector.get("fingerprint", ""), ""
-            if "message_id" in selector:  # what the audit says of it: its type and group
-                shown = letters.show(selector["message_id"])
-                fingerprint, event_type = shown.get("fingerprint") or "", shown.get("type") or ""
-            result = letters.retry(**selector)
-            services.record_retries(
-                result["message_ids"],
-                self.actor(request),
-                body.validated_data["reason"],
-                fingerprint,
-                event_type,
+        return self.operate(
+            lambda letters: Response(
+                services.retry(letters, self.actor(request), body.validated_data["reason"], **selector)
             )
-            return Response(result)
-
-        return self.operate(retry)
+        )
 
 
 class RemoveView(DeadLetterView):

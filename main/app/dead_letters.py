@@ -85,10 +85,21 @@ def _row(action, actor, reason, *, message_id=None, event_type=None, fingerprint
 
 
 def retry(config, actor, *, message_id=None, fingerprint=None, reason=None) -> dict:
-    """Retry one dead letter or a whole group; audit one row per message retried."""
-    result = _call(config, "retry", message_id=message_id, fingerprint=fingerprint)
-    for retried_id in result["message_ids"]:
-        db.session.add(_row("retry", actor, reason, message_id=retried_id, fingerprint=fingerprint))
+    """Retry one dead letter or a whole group; audit one row per message retried, with its type and group."""
+
+    def record(summary):
+        db.session.add(
+            _row(
+                "retry",
+                actor,
+                reason,
+                message_id=summary.get("message_id"),
+                event_type=summary.get("type"),
+                fingerprint=summary.get("fingerprint"),
+            )
+        )
+
+    result = _call(config, "retry", message_id=message_id, fingerprint=fingerprint, record=record)
     db.session.commit()
     logger.info("%s retried %d dead letter(s) of main.dlq", actor, result["retried"])
     return result
@@ -102,10 +113,10 @@ def remove(config, action, actor, reason, *, message_id=None, fingerprint=None) 
     def record(detail):
         kept = {}
         if action == "archive":
-            headers = dict(detail.get("headers") or {})
-            if detail.get("x_death"):
-                headers["x-death"] = detail["x_death"]
-            kept = {"body": detail.get("body"), "headers": json.dumps(headers, default=str)}
+            kept = {
+                "body": detail.get("body"),
+                "headers": json.dumps(detail["archived_headers"], default=str),
+            }
         db.session.add(
             _row(
                 action,

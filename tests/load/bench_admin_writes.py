@@ -70,10 +70,10 @@ else:
         cpu_seconds,
         out,
         run_wrk,
-        stop_gunicorn,
-        wait_http,
+        stop_gunicorn,  # noqa: E402
         worker_pids,
     )
+    from bench_likes import start_gunicorn as start_service  # noqa: E402
 
     from harness.servers import MariaDB, free_port  # noqa: E402
 
@@ -171,21 +171,9 @@ def server_side_durations(log_path: Path) -> dict[str, tuple[int, float, float]]
 
 def start_gunicorn(env: dict, workers: int, port: int, log_path: Path, conf: str = GUNICORN_CONF):
     """Start admin under gunicorn with workers sync workers on port; return once /api/health answers."""
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the workdir
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "-c", conf, "--bind", f"127.0.0.1:{port}", "config.wsgi:application"],
-        cwd=ADMIN_DIR,
-        env={**env, "WEB_CONCURRENCY": str(workers), "PORT": str(port)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    return start_service(
+        env, workers, port, log_path, conf, app="config.wsgi:application", cwd=ADMIN_DIR, health="/api/health"
     )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/api/health", proc)
-    except BaseException:
-        stop_gunicorn(proc)
-        raise
-    return proc
 
 
 def get_token(base: str) -> str:

@@ -197,20 +197,28 @@ def calibrate(workdir: Path) -> float:
 
 
 def start_gunicorn(
-    env: dict, workers: int, port: int, log_path: Path, conf: str = GUNICORN_CONF
+    env: dict,
+    workers: int,
+    port: int,
+    log_path: Path,
+    conf: str = GUNICORN_CONF,
+    *,
+    app: str = "app:create_app()",
+    cwd: Path = MAIN_DIR,
+    health: str = "/flask/api/health",
 ) -> subprocess.Popen:
-    """Start main under gunicorn with workers sync workers on port; return once /health answers."""
+    """Start a service (main by default) under gunicorn with workers sync workers; return once health answers."""
     log = open(log_path, "w")  # noqa: SIM115 - closed with the workdir
     proc = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "-c", conf, "--bind", f"127.0.0.1:{port}", "app:create_app()"],
-        cwd=MAIN_DIR,
+        [str(VENV_BIN / "gunicorn"), "-c", conf, "--bind", f"127.0.0.1:{port}", app],
+        cwd=cwd,
         env={**env, "WEB_CONCURRENCY": str(workers), "PORT": str(port)},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
-        wait_http(f"http://127.0.0.1:{port}/flask/api/health", proc)
+        wait_http(f"http://127.0.0.1:{port}{health}", proc)
     except BaseException:
         stop_gunicorn(proc)
         raise

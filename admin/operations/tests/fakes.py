@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from eventbus.workbench import BrokerUnavailable, NotFound
+from eventbus.workbench import BrokerUnavailable, NotFound, archived_headers
 
 QUEUE = "admin.dlq"
 
@@ -128,7 +128,7 @@ class FakeDeadLetters:
                 return {**x, "copies": 1}
         raise NotFound(f"no dead letter {message_id} in {QUEUE}")
 
-    def retry(self, message_id=None, fingerprint=None):
+    def retry(self, message_id=None, fingerprint=None, *, record=None):
         match = self._select(message_id, fingerprint)
         self._check("retry", message_id=message_id, fingerprint=fingerprint)
         depth = len(self.letters)
@@ -138,6 +138,8 @@ class FakeDeadLetters:
         for x in chosen:
             self.letters.remove(x)
             self.retried.append(x)
+            if record is not None:
+                record({k: x[k] for k in SUMMARY_KEYS})
         return {
             "matched": len(chosen),
             "retried": len(chosen),
@@ -153,7 +155,7 @@ class FakeDeadLetters:
             raise NotFound("no dead letter matches")
         removed = []
         for x in chosen:
-            record(dict(x))  # raises: the message stays
+            record({**x, "archived_headers": archived_headers(x)})  # raises: the message stays
             self.letters.remove(x)
             removed.append(x)
         return removed

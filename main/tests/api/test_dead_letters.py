@@ -106,11 +106,13 @@ class _FakeDeadLetters:
         self._enter("show", message_id=message_id)
         return {**self._match(message_id, None)[0], "copies": 1}
 
-    def retry(self, message_id=None, fingerprint=None):
+    def retry(self, message_id=None, fingerprint=None, *, record=None):
         self._enter("retry", message_id=message_id, fingerprint=fingerprint)
         chosen = self._match(message_id, fingerprint)
         for x in chosen:
             self.bench.letters.remove(x)
+            if record is not None:
+                record(x)
         ids = [x["message_id"] for x in chosen]
         return {"matched": len(ids), "retried": len(ids), "depth": len(ids), "message_ids": ids}
 
@@ -118,7 +120,7 @@ class _FakeDeadLetters:
         self._enter("remove", message_id=message_id, fingerprint=fingerprint)
         removed = []
         for x in self._match(message_id, fingerprint):
-            record(x)
+            record({**x, "archived_headers": workbench.archived_headers(x)})
             # The audit row must be committed before the message is acked: look from another connection.
             with db.engine.connect() as conn:
                 self.bench.committed_at_ack.append(
@@ -422,6 +424,7 @@ def test_retry_answers_the_workbench_result_and_audits_each_message(ops, bench, 
         ("retry", "m-1", FINGERPRINT, "ops-alice"),
         ("retry", "m-2", FINGERPRINT, "ops-alice"),
     ]
+    assert {r["event_type"] for r in rows} == {"product.created"}  # from each retried letter
     assert all(r["body"] is None and r["headers"] is None for r in rows)
 
     again = ops.post(f"{BASE}/retry", json={"message_id": "m-3", "reason": "  handler fixed  "})

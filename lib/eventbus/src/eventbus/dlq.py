@@ -65,7 +65,7 @@ def describe(method, properties, body: bytes) -> dict:
         "routing_key": original_routing_key(method, properties),
         **failure.as_dict(),
         "queue": failure.queue,
-        "redriven": int(headers.get("x-redriven", 0) or 0),
+        "redriven": failures.count_of(headers.get("x-redriven")),
         "body": body.decode("utf-8", "replace")[:2000],
     }
 
@@ -73,7 +73,7 @@ def describe(method, properties, body: bytes) -> dict:
 def redrive_properties(properties) -> pika.BasicProperties:
     """Copy a message's properties without the broker's death headers, counting the redrives."""
     headers = {k: v for k, v in (properties.headers or {}).items() if k not in DEATH_HEADERS}
-    headers["x-redriven"] = int(headers.get("x-redriven", 0) or 0) + 1
+    headers["x-redriven"] = failures.count_of(headers.get("x-redriven")) + 1
     return pika.BasicProperties(
         content_type=properties.content_type,
         content_encoding=properties.content_encoding,

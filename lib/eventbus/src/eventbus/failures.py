@@ -108,7 +108,8 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
-def _count(value) -> int:
+def count_of(value) -> int:
+    """Return a header value as a count: a non-negative int, 0 for anything else."""
     try:
         return max(0, int(value))
     except (TypeError, ValueError):
@@ -135,8 +136,8 @@ def failure_headers(
         exception_type = exception_type or type(exc).__name__
         message = message if message is not None else str(exc)
         where_ = where_ if where_ is not None else where(exc)
-    earlier = _count(headers.get(ATTEMPTS))
-    this_round = _count(headers.get("x-delivery-count")) + 1
+    earlier = count_of(headers.get(ATTEMPTS))
+    this_round = count_of(headers.get("x-delivery-count")) + 1
     now = now_iso()
     headers.update(
         {
@@ -222,7 +223,7 @@ def read(headers: dict | None, *, delivery_limit: int | None = None) -> Failure:
             exception_message=_text(headers.get(EXCEPTION_MESSAGE)) or None,
             where=_text(headers.get(WHERE)) or None,
             fingerprint=ours,
-            attempts=_count(headers.get(ATTEMPTS)),
+            attempts=count_of(headers.get(ATTEMPTS)),
             first_at=_text(headers.get(FIRST_AT)),
             last_at=_text(headers.get(LAST_AT)),
             host=_text(headers.get(HOST)) or None,
@@ -236,11 +237,11 @@ def read(headers: dict | None, *, delivery_limit: int | None = None) -> Failure:
         exception_message=None,
         where=None,
         fingerprint=fingerprint_of("broker", broker_reason, broker_queue),
-        attempts=_count(headers.get(ATTEMPTS))
+        attempts=count_of(headers.get(ATTEMPTS))
         + (
             delivery_limit + 1
             if broker_reason == "delivery_limit" and delivery_limit
-            else _count(latest.get("count"))
+            else count_of(latest.get("count"))
         ),
         first_at=_text(headers.get(FIRST_AT)) or _iso(first_death.get("time")) or broker_time,
         last_at=broker_time,

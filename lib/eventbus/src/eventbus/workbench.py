@@ -89,7 +89,7 @@ class Letter:
             "routing_key": original_routing_key(self.method, self.properties),
             **self.failure.as_dict(),
             "queue": self.failure.queue,
-            "retried": failures._count(headers.get("x-redriven")),
+            "retried": failures.count_of(headers.get("x-redriven")),
         }
 
     def detail(self) -> dict:
@@ -113,6 +113,14 @@ class Letter:
             "headers": _jsonable(headers),
             "x_death": _jsonable(deaths),
         }
+
+
+def archived_headers(detail: dict) -> dict:
+    """Return what an archive keeps of a letter's headers: all of them, the broker's x-death among them."""
+    headers = dict(detail.get("headers") or {})
+    if detail.get("x_death"):
+        headers["x-death"] = detail["x_death"]
+    return headers
 
 
 def _selector(message_id: str | None, fingerprint: str | None) -> Callable[[Letter], bool]:
@@ -284,8 +292,17 @@ class DeadLetters:
             raise NotFound(f"no dead letter {message_id} in {self.queue}")
         return {**copies[0].detail(), "copies": len(copies)}
 
-    def retry(self, message_id: str | None = None, fingerprint: str | None = None) -> dict:
-        """Republish the matching dead letters to the service's queue, each acked after its confirm."""
+    def retry(
+        self,
+        message_id: str | None = None,
+        fingerprint: str | None = None,
+        *,
+        record: Callable[[dict], None] | None = None,
+    ) -> dict:
+        """Republish the matching dead letters to the service's queue, each acked after its confirm.
+
+        record(summary), when given, is called for each letter once it is retried (the audit row).
+        """
         match = _selector(message_id, fingerprint)
         retried: list[str] = []
         with self._connection() as connection:
@@ -312,6 +329,8 @@ class DeadLetters:
                     ) from exc
                 holder.basic_ack(letter.method.delivery_tag)
                 retried.append(letter.message_id)
+                if record is not None:
+                    record(letter.summary())
                 logger.info(
                     "retried a dead letter",
                     extra={"event_id": letter.message_id, "event_type": letter.properties.type},
@@ -325,7 +344,11 @@ class DeadLetters:
         *,
         record: Callable[[dict], None],
     ) -> list[dict]:
-        """Drop the matching dead letters, each only after record(detail) has kept its audit (and copy)."""
+        """Drop the matching dead letters, each only after record(detail) has kept its audit (and copy).
+
+        The record's detail has the body whole (up to ARCHIVE_BODY_LIMIT) and `archived_headers`:
+        the headers with the broker's x-death among them.
+        """
         match = _selector(message_id, fingerprint)
         removed: list[dict] = []
         with self._connection() as connection:
@@ -338,7 +361,12 @@ class DeadLetters:
                 # The record (an archive) keeps the body whole, up to a bound every audit column holds.
                 kept = letter.body[:ARCHIVE_BODY_LIMIT]
                 record(
-                    {**detail, "body": kept.decode("utf-8", "replace"), "body_truncated": kept != letter.body}
+                    {
+                        **detail,
+                        "body": kept.decode("utf-8", "replace"),
+                        "body_truncated": kept != letter.body,
+                        "archived_headers": archived_headers(detail),
+                    }
                 )
                 # Committed: only now may the broker forget the message.
                 holder.basic_ack(letter.method.delivery_tag)
